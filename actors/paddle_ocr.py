@@ -1,0 +1,165 @@
+"""PaddleOCR actor: model loading, batched inference and row shaping kept apart.
+
+`load_paddleocr` builds paddleocr's own OCR pipeline; `recognise` runs it on a list of pages;
+`PaddleOcrPredictor` is the thin callable class that Ray Data's `map_batches` (ActorPoolStrategy)
+and, later, Ray Serve deployments wrap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+from actors.models import bundled_model_dir
+from pipeline.config import PaddleConfig, RunConfig
+from pipeline.reading_order import detect_direction, order_lines, page_text
+from pipeline.schema import lines_to_json
+from pipeline.types import OcrLine
+
+log = logging.getLogger(__name__)
+os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")  # no network probe at start-up
+
+
+def gpu_visible() -> bool:
+    """Whether this process has a CUDA device for the configured engine."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    try:
+        import onnxruntime as ort
+
+        return "CUDAExecutionProvider" in ort.get_available_providers() and _nvidia_present()
+    except ImportError:
+        return False
+
+
+def _nvidia_present() -> bool:
+    return any(os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvidiactl"))
+
+
+def resolve_device(cfg: PaddleConfig) -> str:
+    if cfg.device == "auto":
+        return "gpu" if gpu_visible() else "cpu"
+    return cfg.device
+
+
+def model_label(cfg: PaddleConfig, device: str) -> str:
+    return f"{cfg.det_model}+{cfg.rec_model} ({cfg.engine}, {device})"
+
+
+def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = None):
+    """paddleocr's OCR pipeline with detection + recognition only (no document unwarping)."""
+    from paddleocr import PaddleOCR
+
+    det_dir = cfg.det_model_dir or bundled_model_dir(cfg.det_model, cfg.engine)
+    rec_dir = cfg.rec_model_dir or bundled_model_dir(cfg.rec_model, cfg.engine)
+    if det_dir is None or rec_dir is None:
+        log.warning("no bundled weights for %s/%s (%s): paddleocr will download them", cfg.det_model, cfg.rec_model, cfg.engine)
+    threads = cpu_threads or cfg.cpu_threads
+    kwargs = {}
+    if cfg.engine == "onnxruntime":
+        engine_config: dict = {}
+        if device == "gpu":
+            engine_config["providers"] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            engine_config["provider_options"] = [{"cudnn_conv_algo_search": "DEFAULT"}, {}]
+        if threads:
+            engine_config["intra_op_num_threads"] = threads
+        kwargs.update(engine="onnxruntime", engine_config=engine_config or None)
+    else:
+        kwargs.update(enable_mkldnn=False)  # paddlepaddle 3.3's oneDNN path crashes on CPU
+        if threads:
+            kwargs["cpu_threads"] = threads
+    return PaddleOCR(
+        text_detection_model_name=cfg.det_model,
+        text_detection_model_dir=det_dir,
+        text_recognition_model_name=cfg.rec_model,
+        text_recognition_model_dir=rec_dir,
+        use_doc_orientation_classify=False,
+        use_doc_unwarping=False,
+        use_textline_orientation=False,
+        text_det_limit_side_len=cfg.det_limit_side_len,
+        text_det_limit_type=cfg.det_limit_type,
+        text_recognition_batch_size=cfg.rec_batch_size,
+        text_rec_score_thresh=cfg.rec_score_thresh,
+        device="gpu:0" if device == "gpu" else "cpu",
+        **kwargs,
+    )
+
+
+def _lines(result) -> list[OcrLine]:
+    return [
+        OcrLine(np.asarray(poly, dtype=float).tolist(), text, float(score))
+        for poly, text, score in zip(result["rec_polys"], result["rec_texts"], result["rec_scores"])
+        if text.strip()
+    ]
+
+
+def recognise(ocr, images: list[np.ndarray]) -> list[list[OcrLine] | Exception]:
+    """OCR RGB pages in one batched call; if the batch fails, retry page by page to isolate the bad one."""
+    bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in images]
+    try:
+        return [_lines(r) for r in ocr.predict(bgr)]
+    except Exception:
+        if len(bgr) == 1:
+            raise
+    out: list[list[OcrLine] | Exception] = []
+    for im in bgr:
+        try:
+            out.append(_lines(ocr.predict([im])[0]))
+        except Exception as e:  # one page's failure stays that page's error row
+            out.append(e)
+    return out
+
+
+def confidence(lines: list[OcrLine]) -> float | None:
+    """Character-weighted mean of line scores (long lines count more than stray marks)."""
+    weights = [max(len(l.text.strip()), 1) for l in lines]
+    return float(np.average([l.score for l in lines], weights=weights)) if lines else None
+
+
+def shape_page(lines: list[OcrLine], route: str) -> tuple[str, list[OcrLine], float | None]:
+    """Reading order for the page: vertical routes read right-to-left; others decided by box shapes."""
+    direction = "vertical" if route == "vertical" else detect_direction(lines)
+    return page_text(lines, direction), order_lines(lines, direction), confidence(lines)
+
+
+class PaddleOcrPredictor:
+    """Ray Data callable: OCRs the rows that need it, passes every other row through unchanged."""
+
+    def __init__(self, config: dict, cpu_threads: int | None = None):
+        self.cfg = RunConfig.model_validate(config)
+        self.device = resolve_device(self.cfg.paddle)
+        self.model = model_label(self.cfg.paddle, self.device)
+        self.ocr = load_paddleocr(self.cfg.paddle, self.device, cpu_threads)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        todo = batch.index[batch["error"].isna() & (batch["engine"] == "")].tolist()
+        if not todo:
+            return batch
+        images = [
+            np.frombuffer(batch.at[i, "image"], dtype=np.uint8).reshape(int(batch.at[i, "height"]), int(batch.at[i, "width"]), 3)
+            for i in todo
+        ]
+        start = time.perf_counter()
+        try:
+            results = recognise(self.ocr, images)
+        except Exception as e:
+            results = [e]
+        per_page = (time.perf_counter() - start) / len(todo)
+        for i, result in zip(todo, results if len(results) == len(todo) else results * len(todo)):
+            batch.at[i, "seconds_ocr"] = per_page
+            if isinstance(result, Exception):
+                batch.at[i, "error"] = f"ocr: paddleocr failed on this page ({type(result).__name__}: {str(result)[:300]})"
+                continue
+            text, ordered, conf = shape_page(result, batch.at[i, "route"])
+            batch.at[i, "text"] = text
+            batch.at[i, "lines_json"] = lines_to_json(ordered)
+            batch.at[i, "confidence"] = conf
+            batch.at[i, "engine"] = "paddleocr"
+            batch.at[i, "model"] = self.model
+        batch["image"] = [b""] * len(batch)  # pixels are not needed past this stage
+        return batch

@@ -1,0 +1,131 @@
+"""`hybridocr` command line: run, export, bench, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+
+def _progress_printer(stream=sys.stderr):
+    tty = stream.isatty()
+    last = [0.0]
+
+    def show(done: int, errors: int, plan, started: float) -> None:
+        now = time.time()
+        final = done >= plan.todo_pages
+        if not final and not tty and now - last[0] < 10:
+            return
+        last[0] = now
+        elapsed = max(now - started, 1e-9)
+        rate = 60 * done / elapsed
+        eta = (plan.todo_pages - done) / (rate / 60) if done else float("nan")
+        eta_s = "--" if eta != eta else time.strftime("%H:%M:%S", time.gmtime(eta))
+        msg = (f"[{done}/{plan.todo_pages} pages] {100 * done / max(plan.todo_pages, 1):5.1f}%  "
+               f"{rate:6.1f} pages/min  ETA {eta_s}  errors {errors}")
+        stream.write(("\r" + msg) if tty else msg + "\n")
+        if tty and final:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--set expects KEY=VALUE (e.g. paddle.actors=2), got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def cmd_run(args) -> int:
+    from pipeline.config import ConfigError, load_config
+    from pipeline.job import run_job
+    from pipeline.report import ResourceSampler, build_report, write_report
+    from pipeline.sources import InputError
+
+    try:
+        config = load_config(args.config, {"mode": args.mode, **_overrides(args.set)} if args.mode else _overrides(args.set))
+    except ConfigError as e:
+        print(f"hybridocr: {e}", file=sys.stderr)
+        return 2
+    sampler = ResourceSampler()
+    printer = _progress_printer() if not args.quiet else (lambda *a: None)
+
+    def on_progress(done, errors, plan, started):
+        sampler.sample()
+        printer(done, errors, plan, started)
+
+    started = time.time()
+    try:
+        plan = run_job(args.inputs, args.out, config, force=args.force, on_progress=on_progress)
+    except InputError as e:
+        print(f"hybridocr: {e}", file=sys.stderr)
+        return 2
+    sampler.sample()
+    run = {"wall_seconds": time.time() - started, "pages_processed": plan.todo_pages, "device": plan.device,
+           "actors": plan.actors, "skipped_already_done": plan.total_pages - plan.todo_pages, **sampler.summary()}
+    report = build_report(Path(args.out), run)
+    md = write_report(Path(args.out), report)
+    if not args.quiet:
+        print(md)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pipeline.export import export
+
+    paths = export(args.out_dir, args.format, args.to)
+    print(f"wrote {len(paths)} files to {args.to}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from pipeline.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hybridocr", description="Batch OCR for PDF and scan corpora on Ray.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="OCR pages into a Parquet dataset (resumable)")
+    run.add_argument("inputs", nargs="+", metavar="INPUT", help="PDFs, images, directories, globs or s3:// gs:// file:// URIs")
+    run.add_argument("--out", required=True, help="output directory (Parquet under OUT/pages, report.md, report.json)")
+    run.add_argument("--config", help="YAML config (see configs/)")
+    run.add_argument("--mode", choices=["paddle"], help="engines for OCR pages (default from config: paddle)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. paddle.actors=2")
+    run.add_argument("--force", action="store_true", help="recompute pages already in OUT")
+    run.add_argument("--quiet", action="store_true", help="no progress line or printed report")
+    run.set_defaults(func=cmd_run)
+
+    exp = sub.add_parser("export", help="write one Markdown or text file per document")
+    exp.add_argument("out_dir")
+    exp.add_argument("--format", choices=["md", "txt"], default="md")
+    exp.add_argument("--to", required=True)
+    exp.set_defaults(func=cmd_export)
+
+    bench = sub.add_parser("bench", help="pages/min of the Ray job against a plain paddleocr loop on the same pages")
+    bench.add_argument("inputs", nargs="+", metavar="INPUT")
+    bench.add_argument("--config")
+    bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    bench.add_argument("--pages", type=int, default=None, help="use at most this many pages")
+    bench.add_argument("--skip-baseline", action="store_true")
+    bench.add_argument("--json", help="also write the figures to this JSON file")
+    bench.set_defaults(func=cmd_bench)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

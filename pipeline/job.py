@@ -1,0 +1,190 @@
+"""The Ray Data job: discover → prepare (text layer, render, classify) → PaddleOCR pool → Parquet.
+
+    files ──flat_map(expand_document)──> page rows ──map(prepare_page)──> pages with pixels
+          ──map_batches(PaddleOcrPredictor, ActorPoolStrategy)──> OCR rows
+          ──map_batches(to_output_table)──> write_parquet(OUT_DIR/pages)
+
+Resume: pages already in OUT_DIR/pages are filtered out before any work; unreadable files left
+by a killed run are moved to OUT_DIR/broken/ and their pages recomputed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+
+from actors.paddle_ocr import PaddleOcrPredictor, gpu_visible
+from pipeline.config import RunConfig
+from pipeline.discover import expand_document
+from pipeline.prepare import prepare_page
+from pipeline.schema import to_output_table
+from pipeline.sources import list_inputs
+
+log = logging.getLogger(__name__)
+PAGES_DIR = "pages"
+_WORKER_ENV = {"PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK": "True", "PYTHONWARNINGS": "ignore"}
+
+
+def init_ray(config: RunConfig) -> None:
+    """Join the cluster a job was submitted to (RAY_ADDRESS) or start an embedded local Ray."""
+    if ray.is_initialized():
+        return
+    address = config.ray_address or os.environ.get("RAY_ADDRESS")
+    ray.init(
+        address=address,
+        include_dashboard=False if address is None else None,
+        logging_level=logging.WARNING,
+        log_to_driver=True,
+        runtime_env={"env_vars": _WORKER_ENV},
+    )
+
+
+def finished_pages(out_dir: Path) -> set[tuple[str, str, int]]:
+    """(source, doc_id, page_index) of every page already written; quarantines unreadable files."""
+    done: set[tuple[str, str, int]] = set()
+    pages = out_dir / PAGES_DIR
+    if not pages.exists():
+        return done
+    for f in sorted(pages.glob("*.parquet")):
+        try:
+            t = pq.read_table(f, columns=["source", "doc_id", "page_index"])
+        except Exception as e:  # a file cut short by a killed run: its pages run again
+            broken = out_dir / "broken"
+            broken.mkdir(exist_ok=True)
+            shutil.move(str(f), broken / f.name)
+            log.warning("moved unreadable %s to %s (%s); its pages will be recomputed", f.name, broken, e)
+            continue
+        done.update(zip(t["source"].to_pylist(), t["doc_id"].to_pylist(), t["page_index"].to_pylist()))
+    return done
+
+
+@dataclass
+class Plan:
+    """What a run will do, decided before any page is rendered."""
+
+    total_pages: int
+    todo_pages: int
+    device: str
+    actors: int
+    cpu_threads: int | None
+
+
+def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:
+    """Size the PaddleOCR actor pool from the cluster's resources (fractional GPUs or CPUs)."""
+    resources = ray.cluster_resources()
+    gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 1)
+    p = config.paddle
+    use_gpu = p.device == "gpu" or (p.device == "auto" and gpus > 0 and gpu_visible_anywhere(gpus))
+    if use_gpu:
+        actors = p.actors or max(1, int(gpus / p.num_gpus))
+        threads = p.cpu_threads or max(1, int(p.num_cpus))
+    else:
+        actors = p.actors or max(1, int((cpus - config.render_num_cpus) // p.num_cpus))
+        threads = p.cpu_threads or max(1, int(cpus // actors))
+    return Plan(total_pages, todo_pages, "gpu" if use_gpu else "cpu", max(1, min(actors, max(todo_pages, 1))), threads)
+
+
+def gpu_visible_anywhere(gpus: float) -> bool:
+    # The driver of a cluster job may have no GPU itself; Ray's GPU resource is then the evidence.
+    return gpus > 0 and (gpu_visible() or not os.path.exists("/dev/nvidiactl"))
+
+
+@ray.remote(num_cpus=0)
+class ProgressCounter:
+    """Pages written so far in this run (the shaping stage adds, the driver reads)."""
+
+    def __init__(self):
+        self.done = 0
+        self.errors = 0
+
+    def add(self, done: int, errors: int) -> None:
+        self.done += done
+        self.errors += errors
+
+    def get(self) -> tuple[int, int]:
+        return self.done, self.errors
+
+
+def shape_output(batch: pa.Table, counter) -> pa.Table:
+    """Final stage before writing: typed output rows, counted for the progress line."""
+    table = to_output_table(batch)
+    counter.add.remote(table.num_rows, table.num_rows - table["error"].null_count)
+    return table
+
+
+def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counter) -> ray.data.Dataset:
+    p = config.paddle
+    ds = pages.map(prepare_page, fn_kwargs={"config": config}, num_cpus=config.render_num_cpus)
+    ocr_resources = {"num_gpus": p.num_gpus, "num_cpus": p.num_cpus} if plan.device == "gpu" else {"num_cpus": p.num_cpus}
+    ds = ds.map_batches(
+        PaddleOcrPredictor,
+        fn_constructor_kwargs={"config": config.model_dump(), "cpu_threads": plan.cpu_threads},
+        batch_size=p.batch_size,
+        batch_format="pandas",
+        compute=ray.data.ActorPoolStrategy(size=plan.actors),
+        **ocr_resources,
+    )
+    return ds.map_batches(shape_output, fn_kwargs={"counter": counter}, batch_format="pyarrow", num_cpus=0.1)
+
+
+def discover(inputs: list[str], out_dir: Path) -> tuple[ray.data.Dataset, int, int]:
+    """Page rows still to do, the total page count and the number to do."""
+    files = list_inputs(inputs)
+    pages = ray.data.from_items([{"source": f} for f in files]).flat_map(expand_document).materialize()
+    total = pages.count()
+    done = finished_pages(out_dir)
+    if done:
+        pages = pages.filter(lambda r: (r["source"], r["doc_id"], r["page_index"]) not in done).materialize()
+    return pages, total, pages.count()
+
+
+def run_job(inputs: list[str], out_dir: str | Path, config: RunConfig, *, force: bool = False, on_progress=None) -> Plan:
+    """Run the whole job; returns the plan it ran. `on_progress(done, errors, plan, started)` is polled."""
+    out_dir = Path(out_dir)
+    if force and (out_dir / PAGES_DIR).exists():
+        shutil.rmtree(out_dir / PAGES_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    init_ray(config)
+    pages, total, todo = discover(inputs, out_dir)
+    plan = plan_pool(config, todo, total)
+    if todo == 0:
+        return plan
+    pages = pages.repartition(max(1, min(todo, math.ceil(todo / config.paddle.batch_size), 4000)))
+    counter = ProgressCounter.remote()
+    ds = build_dataset(pages, config, plan, counter)
+    started = time.time()
+    if on_progress is None:
+        ds.write_parquet(str(out_dir / PAGES_DIR), min_rows_per_file=min(config.rows_per_file, todo))
+        return plan
+    import threading
+
+    finished = threading.Event()
+    failure: list[BaseException] = []
+
+    def _write():
+        try:
+            ds.write_parquet(str(out_dir / PAGES_DIR), min_rows_per_file=min(config.rows_per_file, todo))
+        except BaseException as e:
+            failure.append(e)
+        finally:
+            finished.set()
+
+    writer = threading.Thread(target=_write, daemon=True)
+    writer.start()
+    while not finished.wait(2.0):
+        done, errors = ray.get(counter.get.remote())
+        on_progress(done, errors, plan, started)
+    done, errors = ray.get(counter.get.remote())
+    on_progress(done, errors, plan, started)
+    if failure:
+        raise failure[0]
+    return plan

@@ -1,0 +1,142 @@
+"""Run report: counts, speed, routes, confidence, errors and resource use, from the written Parquet."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.schema import OUTPUT_SCHEMA
+
+
+class ResourceSampler:
+    """CPU% of the machine used by this process tree, its peak memory, and peak GPU memory."""
+
+    def __init__(self):
+        self.proc = psutil.Process()
+        self.started = time.time()
+        self.cpu_start = self._cpu_seconds()
+        self.peak_rss = 0
+        self.peak_gpu_mib: float | None = None
+        self.cpu_seconds = 0.0
+
+    def _tree(self):
+        try:
+            return [self.proc, *self.proc.children(recursive=True)]
+        except psutil.Error:
+            return [self.proc]
+
+    def _cpu_seconds(self) -> float:
+        total = 0.0
+        for p in self._tree():
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+
+    def sample(self) -> None:
+        rss = 0
+        for p in self._tree():
+            try:
+                rss += p.memory_info().rss
+            except psutil.Error:
+                pass
+        self.peak_rss = max(self.peak_rss, rss)
+        self.cpu_seconds = max(self.cpu_seconds, self._cpu_seconds() - self.cpu_start)
+        if shutil.which("nvidia-smi"):
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True, timeout=5).stdout
+                used = sum(float(x) for x in out.split())
+                self.peak_gpu_mib = max(self.peak_gpu_mib or 0.0, used)
+            except (OSError, ValueError, subprocess.SubprocessError):
+                pass
+
+    def summary(self) -> dict:
+        wall = max(time.time() - self.started, 1e-9)
+        return {
+            "cpu_percent": round(100 * self.cpu_seconds / (wall * psutil.cpu_count()), 1),
+            "cpus": psutil.cpu_count(),
+            "peak_memory_mib": round(self.peak_rss / 2**20),
+            "peak_gpu_memory_mib": self.peak_gpu_mib,
+        }
+
+
+def read_pages(out_dir: Path, columns: list[str] | None = None):
+    files = sorted((Path(out_dir) / "pages").glob("*.parquet"))
+    if not files:
+        return OUTPUT_SCHEMA.empty_table()
+    return pq.ParquetDataset([str(f) for f in files], schema=OUTPUT_SCHEMA).read(columns=columns)
+
+
+def build_report(out_dir: Path, run: dict) -> dict:
+    """`run` holds this run's facts (wall seconds, pages processed, plan, resources)."""
+    table = read_pages(out_dir, ["route", "engine", "confidence", "error", "seconds_render", "seconds_classify", "seconds_ocr"])
+    rows = table.to_pylist()
+    routes: dict[str, dict] = {}
+    for r in rows:
+        key = r["route"] or "error"
+        entry = routes.setdefault(key, {"pages": 0, "confidences": []})
+        entry["pages"] += 1
+        if r["confidence"] is not None and r["error"] is None:
+            entry["confidences"].append(r["confidence"])
+    per_route = {
+        k: {"pages": v["pages"], "mean_confidence": round(sum(v["confidences"]) / len(v["confidences"]), 4) if v["confidences"] else None}
+        for k, v in sorted(routes.items())
+    }
+    errors = [r["error"] for r in rows if r["error"]]
+    stage_means = {}
+    for col in ("seconds_render", "seconds_classify", "seconds_ocr"):
+        mean = pc.mean(table[col]).as_py()
+        stage_means[col] = round(mean, 4) if mean is not None else None
+    wall = run.get("wall_seconds") or 0
+    processed = run.get("pages_processed", 0)
+    return {
+        "out_dir": str(out_dir),
+        "pages": len(rows),
+        "pages_this_run": processed,
+        "wall_seconds": round(wall, 1),
+        "pages_per_min": round(60 * processed / wall, 2) if wall and processed else None,
+        "routes": per_route,
+        "errors": len(errors),
+        "error_examples": sorted(set(errors))[:10],
+        "mean_stage_seconds": stage_means,
+        **{k: v for k, v in run.items() if k not in ("wall_seconds", "pages_processed")},
+    }
+
+
+def report_markdown(report: dict) -> str:
+    lines = [
+        "# hybridocr run report",
+        "",
+        f"- pages in output: {report['pages']} (this run: {report['pages_this_run']})",
+        f"- wall time: {report['wall_seconds']} s, speed: {report['pages_per_min']} pages/min",
+        f"- errors: {report['errors']}",
+    ]
+    for key in ("device", "actors", "cpu_percent", "cpus", "peak_memory_mib", "peak_gpu_memory_mib"):
+        if key in report:
+            lines.append(f"- {key.replace('_', ' ')}: {report[key]}")
+    lines += ["", "| route | pages | mean confidence |", "|---|---|---|"]
+    for route, v in report["routes"].items():
+        conf = "" if v["mean_confidence"] is None else f"{v['mean_confidence']:.3f}"
+        lines.append(f"| {route} | {v['pages']} | {conf} |")
+    lines += ["", "| stage | mean seconds per page |", "|---|---|"]
+    lines += [f"| {k.removeprefix('seconds_')} | {v} |" for k, v in report["mean_stage_seconds"].items()]
+    if report["error_examples"]:
+        lines += ["", "Errors (distinct, up to 10):", ""] + [f"- {e}" for e in report["error_examples"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: Path, report: dict) -> str:
+    md = report_markdown(report)
+    (Path(out_dir) / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    (Path(out_dir) / "report.md").write_text(md)
+    return md

@@ -1,0 +1,81 @@
+"""The output schema: one Parquet row per input page (documented in README, versioned here).
+
+Bump SCHEMA_VERSION when a column is added, removed or changes meaning.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+PIPELINE_VERSION = "0.1.0"
+
+LINE = pa.struct(
+    [
+        ("box", pa.list_(pa.list_(pa.float32(), 2), 4)),  # 4 points (x, y) in pixels of the rendered page
+        ("text", pa.string()),
+        ("score", pa.float32()),
+    ]
+)
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        ("page_id", pa.string()),  # "<doc_id>:<page_index>"
+        ("doc_id", pa.string()),  # SHA-256 of the file's bytes (32 hex digits)
+        ("source", pa.string()),  # path or URI as given
+        ("kind", pa.string()),  # pdf | image
+        ("page_index", pa.int32()),  # 0-based
+        ("page_count", pa.int32()),
+        ("route", pa.string()),  # horizontal | vertical | table | photo | handwriting | blank | text_layer
+        ("route_features", pa.string()),  # JSON object of the classifier's features
+        ("engine", pa.string()),  # paddleocr | text_layer | none
+        ("model", pa.string()),  # e.g. PP-OCRv5_mobile_det+PP-OCRv5_mobile_rec (onnxruntime, cpu)
+        ("text", pa.string()),  # page text in reading order
+        ("lines", pa.list_(LINE)),  # in reading order
+        ("confidence", pa.float32()),  # character-weighted mean line score; null when nothing was read
+        ("width", pa.int32()),  # rendered image size in pixels
+        ("height", pa.int32()),
+        ("dpi", pa.float32()),  # effective DPI of the rendered image
+        ("scale", pa.float32()),  # 1.0, or < 1 when the page was scaled down to fit render.max_pixels
+        ("seconds_render", pa.float32()),
+        ("seconds_classify", pa.float32()),
+        ("seconds_ocr", pa.float32()),
+        ("error", pa.string()),  # null when ok; "<stage>: <what happened and what to do>" otherwise
+        ("pipeline_version", pa.string()),
+        ("schema_version", pa.string()),
+        ("finished_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+
+_INTERMEDIATE_ONLY = ("image", "lines_json", "error_stage")
+
+
+def lines_to_json(lines) -> str:
+    return json.dumps([{"box": l.box, "text": l.text, "score": l.score} for l in lines], ensure_ascii=False)
+
+
+def to_output_table(batch: pa.Table) -> pa.Table:
+    """Shape a batch of pipeline rows into OUTPUT_SCHEMA (drops pixels, types the lines)."""
+    import datetime
+
+    n = batch.num_rows
+    cols = {name: batch.column(name) for name in batch.column_names}
+    lines = [json.loads(s) if s else [] for s in cols["lines_json"].to_pylist()] if "lines_json" in cols else [[]] * n
+    now = datetime.datetime.now(datetime.timezone.utc)
+    arrays = []
+    for field in OUTPUT_SCHEMA:
+        if field.name == "lines":
+            arrays.append(pa.array(lines, type=field.type))
+        elif field.name == "pipeline_version":
+            arrays.append(pa.array([PIPELINE_VERSION] * n, type=field.type))
+        elif field.name == "schema_version":
+            arrays.append(pa.array([SCHEMA_VERSION] * n, type=field.type))
+        elif field.name == "finished_at":
+            arrays.append(pa.array([now] * n, type=field.type))
+        elif field.name in cols:
+            arrays.append(cols[field.name].cast(field.type))
+        else:
+            arrays.append(pa.nulls(n, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=OUTPUT_SCHEMA)
