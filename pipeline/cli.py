@@ -70,7 +70,9 @@ def cmd_run(args) -> int:
         print(f"hybridocr: {e}", file=sys.stderr)
         return 2
     sampler.sample()
-    run = {"wall_seconds": time.time() - started, "pages_processed": plan.todo_pages, "device": plan.device,
+    ended = time.time()
+    run = {"wall_seconds": ended - (plan.started or started), "total_seconds": round(ended - started, 1),
+           "pages_processed": plan.todo_pages, "device": plan.device,
            "actors": plan.actors, "skipped_already_done": plan.total_pages - plan.todo_pages, **sampler.summary()}
     report = build_report(Path(args.out), run)
     md = write_report(Path(args.out), report)

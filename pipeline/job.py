@@ -46,6 +46,10 @@ def init_ray(config: RunConfig) -> None:
         log_to_driver=True,
         runtime_env={"env_vars": _WORKER_ENV},
     )
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the CLI prints one progress line with pages/min and ETA
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def finished_pages(out_dir: Path) -> set[tuple[str, str, int]]:
@@ -76,6 +80,7 @@ class Plan:
     device: str
     actors: int
     cpu_threads: int | None
+    started: float = 0.0  # when page processing began (after discovery and resume filtering)
 
 
 def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:
@@ -161,7 +166,7 @@ def run_job(inputs: list[str], out_dir: str | Path, config: RunConfig, *, force:
     pages = pages.repartition(max(1, min(todo, math.ceil(todo / config.paddle.batch_size), 4000)))
     counter = ProgressCounter.remote()
     ds = build_dataset(pages, config, plan, counter)
-    started = time.time()
+    started = plan.started = time.time()
     if on_progress is None:
         ds.write_parquet(str(out_dir / PAGES_DIR), min_rows_per_file=min(config.rows_per_file, todo))
         return plan

@@ -118,7 +118,8 @@ def report_markdown(report: dict) -> str:
         "# hybridocr run report",
         "",
         f"- pages in output: {report['pages']} (this run: {report['pages_this_run']})",
-        f"- wall time: {report['wall_seconds']} s, speed: {report['pages_per_min']} pages/min",
+        f"- speed: {report['pages_per_min']} pages/min ({report['wall_seconds']} s processing; "
+        f"{report.get('total_seconds', '?')} s with start-up and discovery)",
         f"- errors: {report['errors']}",
     ]
     for key in ("device", "actors", "cpu_percent", "cpus", "peak_memory_mib", "peak_gpu_memory_mib"):
