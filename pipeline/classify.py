@@ -1,6 +1,6 @@
 """Cheap CPU-only page classifier: picks the OCR route for a rendered page.
 
-`classify_page(rgb)` downscales the page (longest side <= MAX_SIDE), then computes a handful
+`classify_page(rgb)` downscales the page (longest side near MAX_SIDE), then computes a handful
 of features and applies fixed thresholds (module-level constants below). Features:
 
 - ``ink_ratio``: fraction of "ink" pixels, i.e. pixels clearly darker than the local paper
@@ -9,20 +9,26 @@ of features and applies fixed thresholds (module-level constants below). Feature
 - ``midtone_ratio``: fraction of pixels that are neither paper nor ink (grey levels between
   MIDTONE_LO and MIDTONE_HI of the paper level) - large for photographs, small for text.
 - ``colour_ratio``: fraction of saturated, non-dark pixels (HSV S > SAT_MIN) - photos, coloured ink.
-- ``edge_density``: Canny edge pixels per pixel.
+- ``edge_density``: share of pixels with a strong Sobel gradient (half-size copy).
+- ``axis_energy``: share of that gradient energy within AXIS_TOL degrees of the x/y axes: type
+  has straight stems and bars; pen strokes are slanted and curved (lower).
 - ``row_gap`` / ``col_gap``: projection-profile periodicity. The page is cut into strips; in each
   vertical strip the row profile of horizontal text alternates between text lines and blank
   leading, so many rows are empty (``row_gap`` high). Vertical text gives empty columns inside
   horizontal strips (``col_gap`` high). Both are fractions of empty positions inside the inked
   extent, averaged over strips weighted by ink.
 - ``row_runs`` / ``col_runs``: mean number of text lines/columns per strip (ink runs).
-- ``h_rules`` / ``v_rules``: ruling lines found by morphological opening with long horizontal /
-  vertical kernels (tables, forms, guji column rules, lined paper).
-- ``height_cv``: coefficient of variation of glyph-blob heights; ``blob_aspect``: median
-  width/height of blobs. Handwriting has irregular, joined (wide) strokes and ragged baselines,
-  so both are higher and ``row_gap`` is lower than for print.
-- ``stroke_cv``: coefficient of variation of stroke width (distance transform on ink skeleton-ish
-  ridge pixels); pens vary more than fonts.
+- ``h_rules`` / ``v_rules`` / ``rule_crossings``: thin ruling lines found by morphological opening
+  with long horizontal / vertical kernels, and their intersections (a ruled table is a grid; chart
+  axes, guji column rules and lined paper give few crossings). Solid dark areas are excluded.
+- ``height_cv`` / ``blob_aspect``: spread of glyph-blob heights, median blob width/height.
+- ``line_sharpness``: in each text line (vertical strips), the steepest step of the row profile
+  relative to its peak. Printed glyphs share a baseline and x-height (sharp step); handwriting,
+  with wavy baselines and varying letter size, ramps gently.
+
+Decision order: photo -> blank -> vertical -> table -> handwriting -> horizontal (fallback).
+Handwriting additionally requires non-white paper (a scan/photo, not a digital render) - with
+only 5 real handwriting pages to tune on, that rule is the weakest one.
 """
 
 from __future__ import annotations
@@ -32,37 +38,44 @@ import numpy as np
 
 from pipeline.types import ROUTES, Classification
 
-MAX_SIDE = 1000  # downscale so the longest side is at most this (px)
+MAX_SIDE = 1000  # downscale by an integer factor to a longest side near this (px)
 INK_LEVEL = 0.62  # ink = pixel darker than this fraction of the local paper level
 MIDTONE_LO, MIDTONE_HI = 0.25, 0.80  # midtone band, as fractions of the paper level
 SAT_MIN = 70  # HSV saturation (0..255) counted as "colour"
 GAP_EPS = 0.004  # a profile position is empty if less than this fraction of it is ink
 N_STRIPS = 6  # strips per axis for the projection profiles
+EDGE_MIN = 120.0  # |gx|+|gy| (Sobel 3x3) of a strong edge
+AXIS_TOL = 12.0  # degrees: gradient this close to an axis counts as "on axis"
+SOLID_SIZE = 6  # ink blobs containing a square this big are "solid", not rules
+BLOCK_SIZE = 15  # ... and this big: a filled block (shading, picture), not text either
+SHARP_STRIPS = 8  # vertical strips for the line-sharpness profile
 
-BLANK_MAX_INK = 0.0015  # below this ink ratio ...
-BLANK_MAX_COMPONENTS = 25  # ... or with at most this many blobs, the page is blank
-PHOTO_MIN_MIDTONE = 0.30  # photos are dominated by mid-tones ...
-PHOTO_MAX_ROW_GAP = 0.25  # ... and show no regular text lines
-VERTICAL_MARGIN = 0.08  # col_gap must beat row_gap by this much for vertical text
-TABLE_MIN_RULES = 3  # ruled table: this many horizontal rules ...
-TABLE_MIN_V_RULES = 2  # ... plus this many vertical ones, or
-TABLE_MIN_COL_GAP = 0.18  # whitespace-separated columns (col_gap) together with row gaps
-TABLE_MIN_ROW_GAP = 0.25
-HANDWRITING_MIN_HEIGHT_CV = 0.9
-HANDWRITING_MAX_ROW_GAP = 0.2
-
-assert all(r in ROUTES for r in ("horizontal", "vertical", "table", "photo", "handwriting", "blank"))
+BLANK_MAX_INK = 0.0012  # below this ink ratio, or with fewer blobs than
+BLANK_MIN_COMPONENTS = 8  # this, the page is blank
+PHOTO_MIN_COLOUR = 0.40  # photo: mostly saturated colour, or
+PHOTO_MIN_MIDTONE = 0.30  # dominated by mid-tones ...
+PHOTO_MAX_ROW_GAP = 0.30  # ... without regular text lines
+VERTICAL_MARGIN = 0.08  # col_gap must beat row_gap by this much ...
+VERTICAL_MAX_ROW_GAP = 0.33  # ... and rows must be dense (tables have both kinds of gaps)
+TABLE_MIN_CROSSINGS = 16  # ruled grid: this many rule crossings, or
+TABLE_MIN_COL_GAP = 0.33  # whitespace-separated columns together with row gaps
+TABLE_MIN_ROW_GAP = 0.35
+TABLE_MIN_INK = 0.004  # sparse pages (title, contents) have both gaps too; they stay text
+HANDWRITING_MAX_AXIS = 0.5  # few axis-aligned strokes ...
+HANDWRITING_MAX_PAPER = 250  # ... on paper that is not pure white (a scan/photo, not a render)
+HANDWRITING_MAX_SHARPNESS = 0.56  # ... with soft, wavy text lines
 
 
 def _downscale(image: np.ndarray) -> np.ndarray:
+    """RGB copy shrunk by an integer factor (fast INTER_AREA path) to a longest side near MAX_SIDE."""
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     elif image.shape[2] == 4:
         image = image[:, :, :3]
     h, w = image.shape[:2]
-    scale = MAX_SIDE / max(h, w)
-    if scale < 1.0:
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    factor = max(1, round(max(h, w) / MAX_SIDE))
+    if factor > 1:
+        image = cv2.resize(image, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
@@ -75,16 +88,47 @@ def _paper_level(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) + 1.0
 
 
-def _rules(ink: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Long horizontal/vertical ruling lines: mask of them and their counts."""
+def _rules(ink: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+    """Long thin horizontal/vertical ruling lines: mask of them (plus filled blocks), counts, crossings.
+
+    Solid dark areas (photos, filled bars, marker strokes) are removed first so they don't pass
+    as rules; big filled blocks (shaded bands, dark pictures) also join the returned mask.
+    """
     h, w = ink.shape
+    solid = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((SOLID_SIZE, SOLID_SIZE), np.uint8))
+    ink = cv2.bitwise_and(ink, cv2.bitwise_not(cv2.dilate(solid, np.ones((3, 3), np.uint8))))
+    blocks = cv2.morphologyEx(solid, cv2.MORPH_OPEN, np.ones((BLOCK_SIZE, BLOCK_SIZE), np.uint8))
     hk = cv2.getStructuringElement(cv2.MORPH_RECT, (max(15, w // 8), 1))
     vk = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(15, h // 8)))
     hmask = cv2.morphologyEx(ink, cv2.MORPH_OPEN, hk)
     vmask = cv2.morphologyEx(ink, cv2.MORPH_OPEN, vk)
     n_h = cv2.connectedComponents(cv2.dilate(hmask, np.ones((3, 1), np.uint8)))[0] - 1
     n_v = cv2.connectedComponents(cv2.dilate(vmask, np.ones((1, 3), np.uint8)))[0] - 1
-    return cv2.bitwise_or(hmask, vmask), n_h, n_v
+    cross = cv2.bitwise_and(cv2.dilate(hmask, np.ones((5, 5), np.uint8)), cv2.dilate(vmask, np.ones((5, 5), np.uint8)))
+    n_x = cv2.connectedComponents(cross)[0] - 1
+    return cv2.bitwise_or(cv2.bitwise_or(hmask, vmask), blocks), n_h, n_v, n_x
+
+
+def _gradient_stats(gray: np.ndarray) -> tuple[float, float]:
+    """(edge_density, axis_energy) from Sobel gradients on a half-size copy.
+
+    edge_density: share of pixels with a strong gradient. axis_energy: share of that gradient
+    energy within AXIS_TOL degrees of the x or y axis - type has straight stems and bars (high),
+    pen strokes are slanted and curved (lower).
+    """
+    if min(gray.shape) >= 200:
+        gray = cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    ax, ay = np.abs(gx), np.abs(gy)
+    mag = ax + ay
+    strong = mag > EDGE_MIN
+    n_strong = int(np.count_nonzero(strong))
+    if n_strong < 50:
+        return n_strong / gray.size, 0.0
+    ax, ay, m = ax[strong], ay[strong], mag[strong]
+    on_axis = np.minimum(ax, ay) < np.tan(np.deg2rad(AXIS_TOL)) * np.maximum(ax, ay)
+    return n_strong / gray.size, float(m[on_axis].sum() / m.sum())
 
 
 def _gap_score(ink: np.ndarray, axis: int) -> tuple[float, float]:
@@ -112,6 +156,27 @@ def _gap_score(ink: np.ndarray, axis: int) -> tuple[float, float]:
     return score / total, runs / total
 
 
+def _line_sharpness(ink: np.ndarray) -> float:
+    """Mean sharpest step of the row profile inside each text line (in vertical strips).
+
+    Printed glyphs share a baseline and x-height, so a line's profile jumps within a row or two;
+    handwriting (wavy, slanted baselines, varying letter sizes) gives a gentler ramp.
+    """
+    vals, weights = [], []
+    for strip in np.array_split(ink, SHARP_STRIPS, axis=1):
+        if strip.shape[1] == 0:
+            continue
+        prof = strip.mean(axis=1) / 255.0
+        full = np.r_[0, (prof >= GAP_EPS).astype(np.int8), 0]
+        edges = np.diff(full)
+        for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            if end - start >= 6:
+                line = prof[start:end]
+                vals.append(float(np.abs(np.diff(line)).max() / line.max()))
+                weights.append(float(line.sum()))
+    return float(np.average(vals, weights=weights)) if vals else 0.0
+
+
 def _blob_stats(text_ink: np.ndarray) -> tuple[int, float, float]:
     n, _, stats, _ = cv2.connectedComponentsWithStats(text_ink, connectivity=8)
     stats = stats[1:]
@@ -124,18 +189,6 @@ def _blob_stats(text_ink: np.ndarray) -> tuple[int, float, float]:
     return len(stats), height_cv, float(np.median(wds / hts))
 
 
-def _stroke_cv(text_ink: np.ndarray) -> float:
-    """Variation of stroke width, sampled at local maxima of the distance transform."""
-    if cv2.countNonZero(text_ink) < 50:
-        return 0.0
-    dist = cv2.distanceTransform(text_ink, cv2.DIST_L2, 3)
-    ridge = (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8))) & (dist > 0)
-    widths = dist[ridge]
-    if widths.size < 20:
-        return 0.0
-    return float(widths.std() / max(widths.mean(), 1e-3))
-
-
 def page_features(image: np.ndarray) -> dict[str, float]:
     """All features of `classify_page`, computed on a downscaled copy of the RGB page."""
     rgb = _downscale(image)
@@ -143,7 +196,7 @@ def page_features(image: np.ndarray) -> dict[str, float]:
     paper = _paper_level(gray)
     rel = gray.astype(np.float32) / paper
     ink = np.where(rel < INK_LEVEL, 255, 0).astype(np.uint8)
-    rules_mask, n_h, n_v = _rules(ink)
+    rules_mask, n_h, n_v, n_x = _rules(ink)
     text_ink = cv2.bitwise_and(ink, cv2.bitwise_not(rules_mask))
 
     paper_white = float(np.percentile(gray, 95)) + 1.0
@@ -152,38 +205,48 @@ def page_features(image: np.ndarray) -> dict[str, float]:
     row_gap, row_runs = _gap_score(text_ink, axis=1)
     col_gap, col_runs = _gap_score(text_ink, axis=0)
     n_blobs, height_cv, blob_aspect = _blob_stats(text_ink)
+    edge_density, axis_energy = _gradient_stats(gray)
     return {
         "ink_ratio": float(cv2.countNonZero(ink)) / ink.size,
         "n_components": float(n_blobs),
         "paper_level": paper_white - 1.0,
         "midtone_ratio": float(np.mean((g > MIDTONE_LO) & (g < MIDTONE_HI))),
         "colour_ratio": float(np.mean((hsv[:, :, 1] > SAT_MIN) & (hsv[:, :, 2] > 60))),
-        "edge_density": float(cv2.countNonZero(cv2.Canny(gray, 80, 160))) / gray.size,
+        "edge_density": edge_density,
         "row_gap": row_gap,
         "col_gap": col_gap,
         "row_runs": row_runs,
         "col_runs": col_runs,
         "h_rules": float(n_h),
         "v_rules": float(n_v),
+        "rule_crossings": float(n_x),
         "height_cv": height_cv,
         "blob_aspect": blob_aspect,
-        "stroke_cv": _stroke_cv(text_ink),
+        "axis_energy": axis_energy,
+        "line_sharpness": _line_sharpness(text_ink),
     }
 
 
 def decide(f: dict[str, float]) -> str:
-    """Map features to a route (first matching rule wins)."""
-    if f["ink_ratio"] < BLANK_MAX_INK or f["n_components"] <= BLANK_MAX_COMPONENTS:
-        return "blank"
-    if f["midtone_ratio"] >= PHOTO_MIN_MIDTONE and f["row_gap"] < PHOTO_MAX_ROW_GAP:
+    """Map features to a route (first matching rule wins); always one of ROUTES."""
+    if f["colour_ratio"] >= PHOTO_MIN_COLOUR or (
+        f["midtone_ratio"] >= PHOTO_MIN_MIDTONE and f["row_gap"] < PHOTO_MAX_ROW_GAP
+    ):
         return "photo"
-    if f["col_gap"] > f["row_gap"] + VERTICAL_MARGIN:
+    if f["ink_ratio"] < BLANK_MAX_INK or f["n_components"] < BLANK_MIN_COMPONENTS:
+        return "blank"
+    if f["col_gap"] > f["row_gap"] + VERTICAL_MARGIN and f["row_gap"] < VERTICAL_MAX_ROW_GAP:
         return "vertical"
-    if (f["h_rules"] >= TABLE_MIN_RULES and f["v_rules"] >= TABLE_MIN_V_RULES) or (
-        f["col_gap"] >= TABLE_MIN_COL_GAP and f["row_gap"] >= TABLE_MIN_ROW_GAP
+    if f["ink_ratio"] >= TABLE_MIN_INK and (
+        f["rule_crossings"] >= TABLE_MIN_CROSSINGS
+        or (f["col_gap"] >= TABLE_MIN_COL_GAP and f["row_gap"] >= TABLE_MIN_ROW_GAP)
     ):
         return "table"
-    if f["height_cv"] >= HANDWRITING_MIN_HEIGHT_CV and f["row_gap"] < HANDWRITING_MAX_ROW_GAP:
+    if (
+        f["axis_energy"] < HANDWRITING_MAX_AXIS
+        and f["paper_level"] < HANDWRITING_MAX_PAPER
+        and f["line_sharpness"] < HANDWRITING_MAX_SHARPNESS
+    ):
         return "handwriting"
     return "horizontal"
 
@@ -191,4 +254,6 @@ def decide(f: dict[str, float]) -> str:
 def classify_page(image: np.ndarray) -> Classification:
     """Classify an RGB uint8 page (H x W x 3) into one of `ROUTES`."""
     features = page_features(image)
-    return Classification(route=decide(features), features=features)
+    route = decide(features)
+    assert route in ROUTES
+    return Classification(route=route, features=features)

@@ -1,10 +1,12 @@
 """Reading order for recognised text lines (pure geometry; no OCR engine imports).
 
 Horizontal pages: recursive XY-cut over line boxes. A region is first split into columns at
-vertical gutters (x gaps that no line crosses); if none, it is split into bands at horizontal
-gaps, and consecutive bands are merged again while their union still has a gutter, so a
-two-column body whose paragraph breaks happen to line up is not read band by band, while a
-full-width title, figure caption or footer (which crosses the gutter) stays a band of its own.
+vertical gutters (x gaps that no line crosses, or that only a small caption "island" with column
+text above and below crosses); if none, it is split into bands at horizontal gaps, and
+consecutive bands are merged again while their union still has a gutter, so a two-column body
+whose paragraph breaks happen to line up is not read band by band, while a full-width title,
+figure caption or footer (which crosses the gutter) stays a band of its own. Gaps that most rows
+continue across (list label | text, table cells) are not gutters unless both sides are wide.
 Leaves are grouped into rows (y overlap) and each row is read left to right.
 
 Vertical pages (traditional Chinese/Japanese): the same algorithm on coordinates turned by 90
@@ -30,6 +32,9 @@ _SHRINK_Y = 0.30  # half-thickness kept around the centre line when projecting o
 _SHRINK_X = 0.15  # trimmed off both ends when projecting onto x (detector padding)
 _MIN_GUTTER = {"horizontal": 0.8, "vertical": 2.5}  # narrowest gap between columns (registers)
 _MIN_COL_WIDTH = 4.0  # narrower x groups are merged into a neighbour (list numbers, labels)
+_ISLAND_WIDTH = 0.35  # share of the region width below which a gutter-crossing line may be an island
+_ISLAND_SHARE = 0.1  # at most this share of a region's lines may be islands in one gutter
+_LOOKAHEAD = 12  # bands searched past a gutter-blocking band for the end of an island
 _WIDE_COL = 12.0  # x groups at least this wide on both sides of a gap are columns even if rows align
 
 
@@ -77,19 +82,12 @@ def detect_direction(lines: Sequence[OcrLine]) -> str:
             h += n
     if v or h:
         return VERTICAL if v > h else HORIZONTAL
-    centres = [((ln.x0 + ln.x1) / 2, (ln.y0 + ln.y1) / 2) for ln in lines]
+    centres = [((ln.x0 + ln.x1) / 2, (ln.y0 + ln.y1) / 2) for ln in lines[:400]]
     for i, (cx, cy) in enumerate(centres):
-        best = None
-        for j, (ox, oy) in enumerate(centres):
-            if i != j:
-                d = (ox - cx) ** 2 + (oy - cy) ** 2
-                if best is None or d < best[0]:
-                    best = (d, abs(ox - cx), abs(oy - cy))
-        if best is not None:
-            if best[2] > best[1]:
-                v += 1
-            elif best[1] > best[2]:
-                h += 1
+        near = min(((ox - cx) ** 2 + (oy - cy) ** 2, abs(ox - cx), abs(oy - cy))
+                   for j, (ox, oy) in enumerate(centres) if j != i) if len(centres) > 1 else (0, 0, 0)
+        v += near[2] > near[1]
+        h += near[1] > near[2]
     return VERTICAL if v > h else HORIZONTAL
 
 
@@ -128,29 +126,33 @@ def _split(items: list[_Item], cuts: list[float], key) -> list[list[_Item]]:
     return [g for g in groups if g]
 
 
+def _x0(g: list[_Item]) -> float:
+    return min(i.x0 for i in g)
+
+
+def _x1(g: list[_Item]) -> float:
+    return max(i.x1 for i in g)
+
+
+def _width(g: list[_Item]) -> float:
+    return _x1(g) - _x0(g)
+
+
 def _x_groups(items: list[_Item], unit: float, gutter: float) -> list[list[_Item]]:
     """Split at column gutters; groups narrower than _MIN_COL_WIDTH rejoin their nearest neighbour."""
     cuts = _gaps([(it.x0, it.x1) for it in items], gutter * unit)
     if not cuts:
+        cuts = _island_cuts(items, unit, gutter)
+    if not cuts:
         return [items]
     groups = _split(items, cuts, lambda it: (it.x0 + it.x1) / 2)
     while len(groups) > 1:
-        widths = [max(i.x1 for i in g) - min(i.x0 for i in g) for g in groups]
-        k = min(range(len(groups)), key=widths.__getitem__)
-        if widths[k] >= _MIN_COL_WIDTH * unit:
+        k = min(range(len(groups)), key=lambda g: _width(groups[g]))
+        if _width(groups[k]) >= _MIN_COL_WIDTH * unit:
             break
-
-        def gap(a: int, b: int) -> float:
-            return min(i.x0 for i in groups[b]) - max(i.x1 for i in groups[a])
-
-        if k == 0:
-            j = 1
-        elif k == len(groups) - 1:
-            j = k - 1
-        else:
-            j = k - 1 if gap(k - 1, k) <= gap(k, k + 1) else k + 1
-        lo, hi = min(k, j), max(k, j)
-        groups[lo:hi + 1] = [groups[lo] + groups[hi]]
+        gap = [_x0(groups[g + 1]) - _x1(groups[g]) for g in range(len(groups) - 1)]
+        lo = k - 1 if k == len(groups) - 1 or (k > 0 and gap[k - 1] <= gap[k]) else k
+        groups[lo:lo + 2] = [groups[lo] + groups[lo + 1]]
     # a gap that most rows simply continue across (label | text, list number | item, table
     # cells) is not a gutter unless both sides are wide like text columns
     k = 0
@@ -158,13 +160,34 @@ def _x_groups(items: list[_Item], unit: float, gutter: float) -> list[list[_Item
         a, b = groups[k], groups[k + 1]
         small, other = (a, b) if len(a) <= len(b) else (b, a)
         partners = _row_partners(small, other)
-        wa = max(i.x1 for i in a) - min(i.x0 for i in a)
-        wb = max(i.x1 for i in b) - min(i.x0 for i in b)
-        if partners >= 0.5 * len(small) and min(wa, wb) < _WIDE_COL * unit:
+        if partners >= 0.5 * len(small) and min(_width(a), _width(b)) < _WIDE_COL * unit:
             groups[k:k + 2] = [a + b]
         else:
             k += 1
     return groups
+
+
+def _island_cuts(items: list[_Item], unit: float, gutter: float) -> list[float]:
+    """Gutters blocked only by a small island (a short caption or pull quote sitting in the
+    gutter with column text above and below it on both sides); full-width lines never qualify."""
+    if len(items) < 8:
+        return []
+    left, right = min(i.x0 for i in items), max(i.x1 for i in items)
+    narrow = [i for i in items if i.x1 - i.x0 < _ISLAND_WIDTH * (right - left)]
+    solid = [i for i in items if i.x1 - i.x0 >= _ISLAND_WIDTH * (right - left)]
+    if not narrow or len(solid) < 4:
+        return []
+    good = []
+    for c in _gaps([(i.x0, i.x1) for i in solid], gutter * unit):
+        cross = [i for i in items if i.x0 < c < i.x1]
+        if not cross or len(cross) > max(3, _ISLAND_SHARE * len(items)):
+            continue
+        ya, yb = min(i.y0 for i in cross), max(i.y1 for i in cross)
+        ok = all(any(i.cy < ya for i in side) and any(i.cy > yb for i in side)
+                 for side in ([i for i in solid if i.x1 < c], [i for i in solid if i.x0 > c]))
+        if ok:
+            good.append(c)
+    return good
 
 
 def _row_partners(small: list[_Item], other: list[_Item]) -> int:
@@ -197,22 +220,30 @@ def _rows(items: list[_Item]) -> list[list[_Item]]:
 
 def _order(items: list[_Item], unit: float, gutter: float, depth: int = 0) -> list[list[list[_Item]]]:
     """Recursive XY-cut; returns blocks, each a list of rows."""
-    if len(items) <= 1 or depth > 40:
-        return [_rows(items)] if items else []
+    rows = _rows(items)
+    if len(rows) <= 1 or depth > 40:  # one row is read left to right whatever its gaps
+        return [rows] if items else []
     cols = _x_groups(items, unit, gutter)
     if len(cols) > 1:
-        return [b for g in sorted(cols, key=lambda g: min(i.x0 for i in g)) for b in _order(g, unit, gutter, depth + 1)]
+        return [b for g in sorted(cols, key=_x0) for b in _order(g, unit, gutter, depth + 1)]
     cuts = _gaps([(it.y0, it.y1) for it in items], 0.0)
     if not cuts:
         return [_rows(items)]
     bands = _split(items, cuts, lambda it: it.cy)
     merged: list[list[_Item]] = [bands[0]]
-    for b in bands[1:]:
-        # keep a band with its predecessor while both share a gutter (multi-column body)
-        if len(_x_groups(merged[-1] + b, unit, gutter)) > 1:
-            merged[-1] = merged[-1] + b
+    multi = False  # merged[-1] has a gutter
+    k = 1
+    while k < len(bands):
+        # keep a band with its predecessor while both share a gutter (multi-column body); an
+        # island in the gutter needs column text below it, so look a few bands ahead for that
+        for j in range(k, min(len(bands), k + (_LOOKAHEAD if multi else 1))):
+            cand = merged[-1] + [i for b in bands[k:j + 1] for i in b]
+            if len(_x_groups(cand, unit, gutter)) > 1:
+                merged[-1], multi, k = cand, True, j + 1
+                break
         else:
-            merged.append(b)
+            merged.append(bands[k])
+            multi, k = False, k + 1
     out: list[list[list[_Item]]] = []
     prev_leaf = False
     for m in merged:
@@ -227,7 +258,7 @@ def _order(items: list[_Item], unit: float, gutter: float, depth: int = 0) -> li
 
 
 def _ordered_blocks(lines: Sequence[OcrLine], direction: str) -> list[list[list[OcrLine]]]:
-    lines = [ln for ln in lines if ln.box]
+    lines = [ln for ln in lines if len(ln.box) >= 2]
     if not lines:
         return []
     if direction == "auto":

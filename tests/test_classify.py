@@ -195,6 +195,17 @@ def test_synthetic_pages(route):
         assert c.route == route, (seed, c)
 
 
+def test_printed_scan_on_aged_paper_is_not_handwriting():
+    """Guards the handwriting rule (non-white paper + soft lines): a blurred, noisy print on beige."""
+    rng = np.random.default_rng(0)
+    for seed in range(2):
+        page = synth_horizontal(seed).astype(np.float32) / 255 * np.array([230, 215, 190])
+        page = np.clip(page + rng.normal(0, 6, page.shape), 0, 255).astype(np.uint8)
+        import cv2
+
+        assert classify_page(cv2.GaussianBlur(page, (3, 3), 0)).route == "horizontal"
+
+
 def test_small_and_odd_inputs():
     for img in (np.full((40, 60, 3), 255, np.uint8), np.zeros((5, 5, 3), np.uint8), synth_horizontal(0)[:300, :500]):
         c = classify_page(img)

@@ -116,3 +116,18 @@ def test_empty_and_explicit_direction():
     assert detect_direction([]) == "horizontal"
     lines = two_column_page()
     assert order_lines(lines, "horizontal") == order_lines(lines)
+
+
+def test_small_caption_in_the_gutter_does_not_break_columns():
+    # magazine layout: a short caption sits across the gutter with column text above and below
+    lines = []
+    for i in range(10):
+        y = 100 + 40 * i
+        lines.append(L(f"L{i}", 100, y, 560, y + 30))
+        lines.append(L(f"R{i}", 660, y, 1120, y + 30))
+    lines.append(L("PHOTO CAPTION", 500, 262, 720, 290))  # crosses the gutter between rows 4 and 5
+    got = texts(order_lines(lines[::-1]))
+    assert got[:5] == [f"L{i}" for i in range(5)]
+    assert [t for t in got if t.startswith("L")] == [f"L{i}" for i in range(10)]
+    assert [t for t in got if t.startswith("R")] == [f"R{i}" for i in range(10)]
+    assert got.index("R0") > got.index("L9") or got.index("L0") > got.index("R9")

@@ -1,0 +1,90 @@
+"""Shared fixtures: the evaluation pages beside the checkout, a real local Ray, bad input files."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import pymupdf
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL = Path(os.environ.get("HYBRIDOCR_EVAL", REPO.parent / "shared" / "eval"))
+
+
+@pytest.fixture(scope="session")
+def eval_dir() -> Path:
+    if not EVAL.is_dir():
+        pytest.skip(f"evaluation pages not found at {EVAL} (set HYBRIDOCR_EVAL)")
+    return EVAL
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One embedded local Ray for the whole session, as `hybridocr run` starts it."""
+    import ray
+
+    from pipeline.config import RunConfig
+    from pipeline.job import init_ray
+
+    init_ray(RunConfig())
+    yield ray
+    ray.shutdown()
+
+
+def text_pdf(path: Path, pages: list[str], rotate: int = 0) -> Path:
+    doc = pymupdf.open()
+    for text in pages:
+        page = doc.new_page(width=595, height=842)
+        page.insert_text((72, 100), text, fontsize=14)
+        if rotate:
+            page.set_rotation(rotate)
+    doc.save(path)
+    return path
+
+
+def huge_png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that claims width x height pixels (valid header, tiny body): decoding it would need GBs."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = zlib.compress(b"\x00" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture()
+def bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    return make_bad_inputs(tmp_path / "bad")
+
+
+def make_bad_inputs(d: Path) -> dict[str, Path]:
+    """One file for each kind of bad input a corpus contains, keyed by what is wrong with it."""
+    d.mkdir(parents=True)
+    good = text_pdf(d / "good.pdf", ["Hello"] * 3)
+    corrupt = d / "corrupt.pdf"
+    corrupt.write_bytes(b"%PDF-1.7\nthis is not a pdf body at all\n" * 3)
+    enc = pymupdf.open()
+    enc.new_page().insert_text((72, 72), "secret")
+    enc.save(d / "encrypted.pdf", encryption=pymupdf.PDF_ENCRYPT_AES_256, owner_pw="o", user_pw="u")
+    zero = d / "zero_pages.pdf"
+    zero.write_bytes(
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+        b"trailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+    truncated = d / "truncated.pdf"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    unreadable = d / "unreadable.png"
+    unreadable.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    huge = huge_png_header(d / "huge.png", 20000, 20000)
+    empty = d / "empty.jpg"
+    empty.write_bytes(b"")
+    Image.new("RGB", (300, 200), "white").save(d / "blank.png")
+    return {
+        "corrupt": corrupt, "encrypted": d / "encrypted.pdf", "zero_pages": zero, "truncated": truncated,
+        "unreadable": unreadable, "huge": huge, "empty": empty, "blank": d / "blank.png",
+    }

@@ -1,0 +1,133 @@
+"""Discover, render and text-layer stages called directly (no Ray): good and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pymupdf
+import pytest
+from PIL import Image
+
+from pipeline.config import RenderConfig, RunConfig, TextLayerConfig
+from pipeline.discover import expand_document
+from pipeline.prepare import prepare_page
+from pipeline.render import open_pdf_page, render_pdf_page
+from pipeline.sources import InputError, list_inputs
+from pipeline.textlayer import bad_glyph_ratio, read_text_layer
+from tests.conftest import text_pdf
+
+
+def pages_of(path) -> list[dict]:
+    return expand_document({"source": str(path)})
+
+
+def test_one_row_per_page_with_content_hash(tmp_path):
+    pdf = text_pdf(tmp_path / "a.pdf", ["one", "two", "three"])
+    copy = tmp_path / "copy.pdf"
+    copy.write_bytes(pdf.read_bytes())
+    rows = pages_of(pdf)
+    assert [r["page_index"] for r in rows] == [0, 1, 2]
+    assert {r["page_count"] for r in rows} == {3}
+    assert len(rows[0]["doc_id"]) == 32 and rows[0]["doc_id"] == pages_of(copy)[0]["doc_id"]
+    assert all(r["error"] is None for r in rows)
+
+
+def test_multipage_tiff_is_one_row_per_frame(tmp_path):
+    frames = [Image.new("RGB", (200, 100), c) for c in ("white", "gray", "black")]
+    frames[0].save(tmp_path / "scan.tif", save_all=True, append_images=frames[1:])
+    rows = pages_of(tmp_path / "scan.tif")
+    assert [r["page_index"] for r in rows] == [0, 1, 2]
+    out = prepare_page(rows[2], RunConfig())
+    assert out["error"] is None and (out["width"], out["height"]) == (200, 100)
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("corrupt", "discover: cannot open pdf"),
+        ("encrypted", "encrypted with a password"),
+        ("zero_pages", "has no pages"),
+        ("unreadable", "discover: cannot open image"),
+        ("empty", "discover: cannot open image"),
+    ],
+)
+def test_bad_documents_become_one_error_row(bad_inputs, name, expected):
+    rows = pages_of(bad_inputs[name])
+    assert len(rows) == 1 and expected in rows[0]["error"]
+    out = prepare_page(rows[0], RunConfig())
+    assert out["error"] == rows[0]["error"] and out["image"] == b""
+
+
+def test_truncated_pdf_never_raises(bad_inputs):
+    rows = pages_of(bad_inputs["truncated"])
+    assert rows, "a truncated PDF yields at least one row"
+    for row in rows:
+        out = prepare_page(row, RunConfig())  # either repaired and read, or an error row
+        assert out["error"] is None or out["error"].split(":")[0] in ("discover", "render", "text_layer")
+
+
+def test_huge_image_is_refused_before_decoding(bad_inputs):
+    rows = pages_of(bad_inputs["huge"])
+    assert len(rows) == 1 and rows[0]["error"] is None
+    out = prepare_page(rows[0], RunConfig())
+    assert "20000x20000" in out["error"] and "render.max_image_pixels" in out["error"]
+
+
+def test_blank_page_skips_ocr(bad_inputs):
+    out = prepare_page(pages_of(bad_inputs["blank"])[0], RunConfig())
+    assert out["route"] == "blank" and out["engine"] == "none" and out["text"] == ""
+
+
+def test_rotation_is_honoured(tmp_path):
+    pdf = text_pdf(tmp_path / "r.pdf", ["rotated"], rotate=90)
+    image, dpi, scale = render_pdf_page(open_pdf_page(str(pdf), 0), RenderConfig(dpi=72))
+    assert image.shape[:2] == (595, 842)  # landscape after /Rotate 90
+    assert scale == 1.0
+
+
+def test_oversized_page_is_scaled_down(tmp_path):
+    doc = pymupdf.open()
+    doc.new_page(width=5000, height=5000)
+    doc.save(tmp_path / "big.pdf")
+    image, dpi, scale = render_pdf_page(open_pdf_page(str(tmp_path / "big.pdf"), 0), RenderConfig(max_pixels=1_000_000))
+    assert image.shape[0] * image.shape[1] <= 1_000_000 and scale < 1 and dpi < 185
+
+
+def test_text_layer_is_used_when_clean(tmp_path):
+    pdf = text_pdf(tmp_path / "t.pdf", ["The quick brown fox jumps over the lazy dog."])
+    out = prepare_page(pages_of(pdf)[0], RunConfig())
+    assert out["engine"] == "text_layer" and "quick brown fox" in out["text"] and out["image"] == b""
+
+
+def test_text_layer_off_renders_for_ocr(tmp_path):
+    pdf = text_pdf(tmp_path / "t.pdf", ["The quick brown fox jumps over the lazy dog."])
+    cfg = RunConfig(text_layer=TextLayerConfig(mode="off"))
+    out = prepare_page(pages_of(pdf)[0], cfg)
+    assert out["engine"] == "" and len(out["image"]) == out["width"] * out["height"] * 3
+
+
+def test_broken_text_layers_are_refused(tmp_path):
+    assert bad_glyph_ratio("plain honest text") == 0
+    assert bad_glyph_ratio("Ã©tÃ© dÃ©jÃ  vu â€™") > 0.2
+    assert bad_glyph_ratio("\ue000\ue001\ue002 abc") > 0.4
+    pdf = text_pdf(tmp_path / "m.pdf", ["Ã©tÃ© dÃ©jÃ  Ã©tÃ© dÃ©jÃ  Ã©tÃ© dÃ©jÃ "])
+    layer = read_text_layer(open_pdf_page(str(pdf), 0), TextLayerConfig(), 185)
+    assert not layer.usable and "broken glyphs" in layer.reason
+
+
+def test_inputs_expand_dirs_and_globs(tmp_path):
+    (tmp_path / "sub").mkdir()
+    text_pdf(tmp_path / "sub" / "a.pdf", ["a"])
+    Image.new("RGB", (10, 10)).save(tmp_path / "b.png")
+    (tmp_path / "notes.txt").write_text("skip me")
+    found = list_inputs([str(tmp_path)])
+    assert [p.rsplit("/", 1)[1] for p in found] == ["b.png", "a.pdf"]
+    assert list_inputs([str(tmp_path / "*.png")]) == [str(tmp_path / "b.png")]
+    assert list_inputs([f"file://{tmp_path}/b.png"]) == [str(tmp_path / "b.png")]
+    with pytest.raises(InputError, match="no such file"):
+        list_inputs([str(tmp_path / "missing.pdf")])
+
+
+def test_rendered_pixels_round_trip(tmp_path):
+    Image.fromarray(np.full((50, 80, 3), 200, np.uint8)).save(tmp_path / "g.png")
+    out = prepare_page(pages_of(tmp_path / "g.png")[0], RunConfig())
+    assert (out["width"], out["height"]) == (80, 50)

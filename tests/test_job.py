@@ -1,0 +1,98 @@
+"""The whole Ray Data job on real pages with real PaddleOCR weights, bad inputs mixed in."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import RunConfig
+from pipeline.job import run_job
+from pipeline.metrics import cer
+from pipeline.report import build_report, read_pages
+from tests.conftest import make_bad_inputs
+
+# (set, page file, truth file, CER limit). Limits are the CER measured with this pipeline
+# (PP-OCRv5 mobile, ONNX Runtime, CPU) rounded up with a margin; see README "Quality".
+PAGES = [
+    ("en_printed_tesseract_test", "phototest.png", "phototest.txt", 0.05),
+    ("en_printed_tesseract_test", "eurotext.png", "eurotext.txt", 0.08),
+    ("en_printed_tesseract_test", "8087_054.3B.png", "8087_054.3B.txt", 0.45),
+    ("zh_born_digital_textlayer", "mineru_3list_1table.png", "mineru_3list_1table.txt", 0.30),
+    ("zh_born_digital_textlayer", "mineru_chemical_intro.png", "mineru_chemical_intro.txt", 0.30),
+    ("zh_printed_mineru_bench", "ordinary_textbook_1d9a8476-1.png", "ordinary_textbook_1d9a8476.txt", 0.40),
+    ("SYNTHETIC_vertical_classical_zh", "synth_vert_00.jpg", "synth_vert_00.txt", 0.10),
+    ("SYNTHETIC_vertical_classical_zh", "synth_vert_01.png", "synth_vert_01.txt", 0.10),
+    ("SYNTHETIC_vertical_classical_zh", "synth_vert_04.jpg", "synth_vert_04.txt", 0.10),
+    ("SYNTHETIC_vertical_classical_zh", "synth_vert_07.png", "synth_vert_07.txt", 0.10),
+]
+TEXT_LAYER_PDF = ("zh_born_digital_textlayer", "mineru_2list_1table.pdf", "mineru_2list_1table.txt", 0.10)
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.fixture(scope="module")
+def job(eval_dir, ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("job")
+    bad_inputs = make_bad_inputs(tmp_path_factory.mktemp("bad") / "files")
+    inputs = [str(eval_dir / s / f) for s, f, _, _ in PAGES + [TEXT_LAYER_PDF]]
+    inputs += [str(p) for p in bad_inputs.values()]
+    plan = run_job(inputs, out, RunConfig())
+    rows = read_pages(out).to_pylist()
+    return out, plan, {Path(r["source"]).name: r for r in rows}, rows
+
+
+def test_every_input_page_has_exactly_one_row(job):
+    out, plan, by_name, rows = job
+    truncated = next(r for r in rows if r["source"].endswith("truncated.pdf"))
+    expected = len(PAGES) + 1 + 7 + max(truncated["page_count"], 1)  # a repaired truncated PDF keeps its pages
+    assert len(rows) == expected == plan.total_pages
+    assert len({(r["source"], r["page_index"]) for r in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("set_name, page, truth, limit", PAGES + [TEXT_LAYER_PDF], ids=[p[1] for p in PAGES + [TEXT_LAYER_PDF]])
+def test_character_error_rate(job, eval_dir, set_name, page, truth, limit):
+    row = job[2][page]
+    assert row["error"] is None
+    reference = (eval_dir / set_name / truth).read_text(encoding="utf-8")
+    score = cer(_flat(row["text"]), _flat(reference))
+    assert score <= limit, f"{page}: CER {score:.3f} > {limit}"
+
+
+def test_routes_and_engines(job):
+    by_name = job[2]
+    assert by_name["mineru_2list_1table.pdf"]["engine"] == "text_layer"
+    assert by_name["phototest.png"]["engine"] == "paddleocr" and by_name["phototest.png"]["route"] == "horizontal"
+    assert all(by_name[f"synth_vert_0{i}.{e}"]["route"] == "vertical" for i, e in ((0, "jpg"), (1, "png"), (4, "jpg"), (7, "png")))
+    assert by_name["blank.png"]["route"] == "blank" and by_name["blank.png"]["text"] == ""
+    ocr = by_name["eurotext.png"]
+    assert 0.85 <= ocr["confidence"] <= 1.0 and ocr["lines"] and len(ocr["lines"][0]["box"]) == 4
+    assert ocr["dpi"] > 0 and ocr["seconds_ocr"] > 0 and ocr["model"].startswith("PP-OCRv5_mobile_det")
+
+
+def test_bad_inputs_are_error_rows_with_clear_messages(job):
+    by_name = job[2]
+    expect = {
+        "corrupt.pdf": "cannot open pdf", "encrypted.pdf": "decrypt it", "zero_pages.pdf": "no pages",
+        "unreadable.png": "cannot open image", "empty.jpg": "cannot open image", "huge.png": "max_image_pixels",
+    }
+    for name, fragment in expect.items():
+        assert fragment in (by_name[name]["error"] or ""), name
+    assert by_name["truncated.pdf"]["error"] is None or by_name["truncated.pdf"]["error"]
+
+
+def test_schema_is_the_documented_one(job):
+    from pipeline.schema import OUTPUT_SCHEMA
+
+    for f in (job[0] / "pages").glob("*.parquet"):
+        assert pq.read_schema(f).remove_metadata().equals(OUTPUT_SCHEMA)
+
+
+def test_report_counts(job):
+    report = build_report(job[0], {"wall_seconds": 10.0, "pages_processed": len(job[3])})
+    assert report["pages"] == len(job[3]) and report["errors"] >= 6
+    assert report["routes"]["vertical"]["pages"] >= 4 and report["routes"]["vertical"]["mean_confidence"] > 0.8
