@@ -55,6 +55,7 @@ def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = Non
     """paddleocr's OCR pipeline with detection + recognition only (no document unwarping)."""
     from paddleocr import PaddleOCR
 
+    logging.getLogger("paddlex").setLevel(logging.WARNING)  # no "Creating model" line per actor
     det_dir = cfg.det_model_dir or bundled_model_dir(cfg.det_model, cfg.engine)
     rec_dir = cfg.rec_model_dir or bundled_model_dir(cfg.rec_model, cfg.engine)
     if det_dir is None or rec_dir is None:
@@ -62,13 +63,13 @@ def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = Non
     threads = cpu_threads or cfg.cpu_threads
     kwargs = {}
     if cfg.engine == "onnxruntime":
-        engine_config: dict = {}
+        engine_config: dict = {"log_severity_level": 3}  # errors only: shape-merge notices are noise
         if device == "gpu":
             engine_config["providers"] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
             engine_config["provider_options"] = [{"cudnn_conv_algo_search": "DEFAULT"}, {}]
         if threads:
             engine_config["intra_op_num_threads"] = threads
-        kwargs.update(engine="onnxruntime", engine_config=engine_config or None)
+        kwargs.update(engine="onnxruntime", engine_config=engine_config)
     else:
         kwargs.update(enable_mkldnn=False)  # paddlepaddle 3.3's oneDNN path crashes on CPU
         if threads:

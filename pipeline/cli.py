@@ -11,11 +11,12 @@ from pathlib import Path
 import yaml
 
 
-def _progress_printer(stream=sys.stderr):
-    tty = stream.isatty()
+def _progress_printer():
     last = [0.0]
 
     def show(done: int, errors: int, plan, started: float) -> None:
+        stream = sys.stderr
+        tty = stream.isatty()
         now = time.time()
         final = done >= plan.todo_pages
         if not final and not tty and now - last[0] < 10:

@@ -21,7 +21,7 @@ PAGES = [
     ("en_printed_tesseract_test", "eurotext.png", "eurotext.txt", 0.08),
     ("en_printed_tesseract_test", "8087_054.3B.png", "8087_054.3B.txt", 0.45),
     ("zh_born_digital_textlayer", "mineru_3list_1table.png", "mineru_3list_1table.txt", 0.30),
-    ("zh_born_digital_textlayer", "mineru_chemical_intro.png", "mineru_chemical_intro.txt", 0.30),
+    ("zh_born_digital_textlayer", "mineru_p3_tuwenhunpai84.png", "mineru_p3_tuwenhunpai84.txt", 0.10),
     ("zh_printed_mineru_bench", "ordinary_textbook_1d9a8476-1.png", "ordinary_textbook_1d9a8476.txt", 0.40),
     ("SYNTHETIC_vertical_classical_zh", "synth_vert_00.jpg", "synth_vert_00.txt", 0.10),
     ("SYNTHETIC_vertical_classical_zh", "synth_vert_01.png", "synth_vert_01.txt", 0.10),
