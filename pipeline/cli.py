@@ -6,7 +6,6 @@ import argparse
 import logging
 import sys
 import time
-from pathlib import Path
 
 import yaml
 
@@ -75,8 +74,8 @@ def cmd_run(args) -> int:
     run = {"wall_seconds": ended - (plan.started or started), "total_seconds": round(ended - started, 1),
            "pages_processed": plan.todo_pages, "device": plan.device,
            "actors": plan.actors, "skipped_already_done": plan.total_pages - plan.todo_pages, **sampler.summary()}
-    report = build_report(Path(args.out), run)
-    md = write_report(Path(args.out), report)
+    report = build_report(args.out, run)
+    md = write_report(args.out, report)
     if not args.quiet:
         print(md)
     return 0

@@ -9,7 +9,7 @@ from pipeline.report import read_pages
 
 
 def export(out_dir: str | Path, fmt: str, to: str | Path) -> list[Path]:
-    table = read_pages(Path(out_dir), ["doc_id", "source", "page_index", "text", "error", "route"])
+    table = read_pages(out_dir, ["doc_id", "source", "page_index", "text", "error", "route"])
     docs: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in table.to_pylist():
         docs[(row["source"], row["doc_id"])].append(row)

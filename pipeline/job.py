@@ -5,7 +5,8 @@
           ──map_batches(to_output_table)──> write_parquet(OUT_DIR/pages)
 
 Resume: pages already in OUT_DIR/pages are filtered out before any work; unreadable files left
-by a killed run are moved to OUT_DIR/broken/ and their pages recomputed.
+by a killed run are moved to OUT_DIR/broken/ and their pages recomputed. OUT_DIR may be local or
+an object-store URI (see pipeline/output.py).
 """
 
 from __future__ import annotations
@@ -13,24 +14,21 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 
 from actors.paddle_ocr import PaddleOcrPredictor, gpu_visible
 from pipeline.config import RunConfig
 from pipeline.discover import expand_document
+from pipeline.output import OutputDir
 from pipeline.prepare import prepare_page
 from pipeline.schema import to_output_table
 from pipeline.sources import list_inputs
 
 log = logging.getLogger(__name__)
-PAGES_DIR = "pages"
 _WORKER_ENV = {"PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK": "True", "PYTHONWARNINGS": "ignore"}
 
 
@@ -52,23 +50,10 @@ def init_ray(config: RunConfig) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
-def finished_pages(out_dir: Path) -> set[tuple[str, str, int]]:
+def finished_pages(out: OutputDir) -> set[tuple[str, str, int]]:
     """(source, doc_id, page_index) of every page already written; quarantines unreadable files."""
-    done: set[tuple[str, str, int]] = set()
-    pages = out_dir / PAGES_DIR
-    if not pages.exists():
-        return done
-    for f in sorted(pages.glob("*.parquet")):
-        try:
-            t = pq.read_table(f, columns=["source", "doc_id", "page_index"])
-        except Exception as e:  # a file cut short by a killed run: its pages run again
-            broken = out_dir / "broken"
-            broken.mkdir(exist_ok=True)
-            shutil.move(str(f), broken / f.name)
-            log.warning("moved unreadable %s to %s (%s); its pages will be recomputed", f.name, broken, e)
-            continue
-        done.update(zip(t["source"].to_pylist(), t["doc_id"].to_pylist(), t["page_index"].to_pylist()))
-    return done
+    t = out.read_pages(["source", "doc_id", "page_index"], quarantine=True)
+    return set(zip(t["source"].to_pylist(), t["doc_id"].to_pylist(), t["page_index"].to_pylist()))
 
 
 @dataclass
@@ -141,25 +126,28 @@ def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counte
     return ds.map_batches(shape_output, fn_kwargs={"counter": counter}, batch_format="pyarrow", num_cpus=0.1)
 
 
-def discover(inputs: list[str], out_dir: Path) -> tuple[ray.data.Dataset, int, int]:
+def discover(inputs: list[str], out: OutputDir) -> tuple[ray.data.Dataset, int, int]:
     """Page rows still to do, the total page count and the number to do."""
     files = list_inputs(inputs)
     pages = ray.data.from_items([{"source": f} for f in files]).flat_map(expand_document).materialize()
     total = pages.count()
-    done = finished_pages(out_dir)
+    done = finished_pages(out)
     if done:
         pages = pages.filter(lambda r: (r["source"], r["doc_id"], r["page_index"]) not in done).materialize()
     return pages, total, pages.count()
 
 
-def run_job(inputs: list[str], out_dir: str | Path, config: RunConfig, *, force: bool = False, on_progress=None) -> Plan:
+def _write(ds: ray.data.Dataset, out: OutputDir, config: RunConfig, todo: int) -> None:
+    ds.write_parquet(out.pages, filesystem=out.fs, min_rows_per_file=min(config.rows_per_file, todo))
+
+
+def run_job(inputs: list[str], out_dir: str | os.PathLike, config: RunConfig, *, force: bool = False, on_progress=None) -> Plan:
     """Run the whole job; returns the plan it ran. `on_progress(done, errors, plan, started)` is polled."""
-    out_dir = Path(out_dir)
-    if force and (out_dir / PAGES_DIR).exists():
-        shutil.rmtree(out_dir / PAGES_DIR)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out = OutputDir(out_dir)
+    if force:
+        out.clear_pages()
     init_ray(config)
-    pages, total, todo = discover(inputs, out_dir)
+    pages, total, todo = discover(inputs, out)
     plan = plan_pool(config, todo, total)
     if todo == 0:
         return plan
@@ -168,22 +156,22 @@ def run_job(inputs: list[str], out_dir: str | Path, config: RunConfig, *, force:
     ds = build_dataset(pages, config, plan, counter)
     started = plan.started = time.time()
     if on_progress is None:
-        ds.write_parquet(str(out_dir / PAGES_DIR), min_rows_per_file=min(config.rows_per_file, todo))
+        _write(ds, out, config, todo)
         return plan
     import threading
 
     finished = threading.Event()
     failure: list[BaseException] = []
 
-    def _write():
+    def _write_in_thread():
         try:
-            ds.write_parquet(str(out_dir / PAGES_DIR), min_rows_per_file=min(config.rows_per_file, todo))
+            _write(ds, out, config, todo)
         except BaseException as e:
             failure.append(e)
         finally:
             finished.set()
 
-    writer = threading.Thread(target=_write, daemon=True)
+    writer = threading.Thread(target=_write_in_thread, daemon=True)
     writer.start()
     while not finished.wait(2.0):
         done, errors = ray.get(counter.get.remote())

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import psutil
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from pipeline.schema import OUTPUT_SCHEMA
+from pipeline.output import OutputDir
 
 
 class ResourceSampler:
@@ -70,11 +69,9 @@ class ResourceSampler:
         }
 
 
-def read_pages(out_dir: Path, columns: list[str] | None = None):
-    files = sorted((Path(out_dir) / "pages").glob("*.parquet"))
-    if not files:
-        return OUTPUT_SCHEMA.empty_table()
-    return pq.ParquetDataset([str(f) for f in files], schema=OUTPUT_SCHEMA).read(columns=columns)
+def read_pages(out_dir, columns: list[str] | None = None):
+    """The page rows under OUT_DIR (local path or URI) as an Arrow table."""
+    return OutputDir(out_dir).read_pages(columns)
 
 
 def build_report(out_dir: Path, run: dict) -> dict:
@@ -138,6 +135,7 @@ def report_markdown(report: dict) -> str:
 
 def write_report(out_dir: Path, report: dict) -> str:
     md = report_markdown(report)
-    (Path(out_dir) / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    (Path(out_dir) / "report.md").write_text(md)
+    out = OutputDir(out_dir)
+    out.write_text("report.json", json.dumps(report, indent=2, ensure_ascii=False))
+    out.write_text("report.md", md)
     return md

@@ -55,7 +55,7 @@ def test_killed_run_resumes_with_every_page_once(tmp_path, ray_local):
     rows = read_pages(out).to_pylist()
     assert plan.todo_pages == len(inputs) - written
     assert sorted(Path(r["source"]).name for r in rows) == sorted(p.name for p in inputs)
-    assert all(r["error"] is None and f"line 0" in r["text"] for r in rows)
+    assert all(r["error"] is None and "line 0" in r["text"] for r in rows)
     assert (out / "broken" / "cut-short.parquet").exists()
 
     again = run_job([str(tmp_path / "in")], out, RunConfig())

@@ -1,0 +1,424 @@
+"""VLM actor: a vLLM engine (or an OpenAI-compatible `vllm serve`) reading whole pages.
+
+Kept apart, as in `paddle_ocr.py`: `load_engine` builds vLLM's offline engine; `build_request`
+sizes one page for the model and wraps it in the model's chat template; `generate_pages` sends a
+whole batch in ONE `LLM.generate` call (vLLM's continuous batching keeps many pages in flight),
+then re-sends only the bad pages (repetition loop, truncated) with stepped temperatures;
+`generate_via_server` does the same against a server; `VlmPredictor` is the Ray Data callable.
+
+Why a thin actor and not `ray.data.llm`: its processor turns every row into an LLM request and
+owns the rows end to end, while this pipeline routes (rows already read by the text layer or
+PaddleOCR pass through; bad pages retry at stepped temperatures and fall back to PaddleOCR's
+text). `ray.data.llm` also needs `ray[llm]`, which pins a CUDA vLLM build. Replicas and tensor
+parallelism come from Ray Data's actor pool: see `ray_remote_args`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROMPT = (
+    "Recognise all text in this page image and return it in natural reading order, keeping the layout: "
+    "Markdown for headings, lists and paragraphs; tables as HTML <table>; formulas as LaTeX. "
+    "Vertical text (for example classical Chinese) is read column by column, top to bottom, columns from right to left. "
+    "Output only the page text, without comments."
+)
+
+
+class VlmConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    model: str = Field("Qwen/Qwen2.5-VL-7B-Instruct", description="Hub name or local directory of the VLM.")
+    tokenizer: Optional[str] = Field(None, description="Tokenizer name or directory; None: the model's.")
+    load_format: Literal["auto", "dummy"] = Field("auto", description="dummy: random weights (tests, benchmarks).")
+    dtype: str = Field("auto", description="vLLM dtype: auto, bfloat16, float16, float32.")
+    prompt: str = DEFAULT_PROMPT
+    max_tokens: int = Field(4096, ge=1, description="Largest number of generated tokens per page.")
+    temperature: float = Field(0.0, ge=0, le=2, description="First attempt's temperature (0: greedy).")
+    min_pixels: int = Field(256 * 28 * 28, ge=4 * 28 * 28, description="Pages below this are upscaled (pixels).")
+    max_pixels: int = Field(
+        1280 * 28 * 28, ge=4 * 28 * 28, description="Pages above are downscaled; 1280*28*28 ≈ 1,300 visual tokens (A4 at 185 DPI ≈ 4,300)."
+    )
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    max_num_seqs: int = Field(64, ge=1, description="Requests one engine runs at once (continuous batching).")
+    max_model_len: int = Field(8192, ge=256, description="Prompt (image tokens included) + output tokens.")
+    enable_chunked_prefill: bool = True
+    enable_prefix_caching: bool = True
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per engine (whole GPUs, one node).")
+    replicas: int = Field(1, ge=1, description="Engines (actors) in the pool.")
+    enforce_eager: bool = Field(False, description="Skip CUDA graphs / compilation (faster start, slower decode).")
+    seed: int = 0
+    server_url: Optional[str] = Field(None, description="OpenAI-compatible endpoint (http://host:8000/v1); None: in-process engine.")
+    api_key: str = Field("EMPTY", description="Key sent to server_url.")
+    server_concurrency: int = Field(32, ge=1, description="Requests in flight to server_url per actor.")
+    max_retries: int = Field(8, ge=0, le=32, description="Extra attempts for a page whose output loops or is cut off.")
+    retry_temperatures: list[float] = Field(
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1.0], min_length=1, description="Temperature of retry k (the last repeats)."
+    )
+    repeat_max_pattern_tokens: int = Field(64, ge=0, description="Engine-side loop stop: longest repeating token n-gram checked (0: off).")
+    repeat_min_count: int = Field(12, ge=2, description="Repeats of one n-gram (tokens or text) that make a loop.")
+    repeat_min_chars: int = Field(160, ge=1, description="Text check: the repeated tail must span at least this many characters.")
+    escalate_below: float = Field(0.9, ge=0, le=1, description="hybrid mode: PaddleOCR pages below this confidence go to the VLM.")
+
+
+@dataclass
+class VlmResult:
+    text: str
+    finish_reason: str  # stop | length | repetition | error
+    prompt_tokens: int
+    output_tokens: int
+    confidence: Optional[float]  # mean probability of the generated tokens, 0-1
+    attempts: int
+    problem: Optional[str] = None  # None | "repetition" | "truncated"
+    temperature: float = 0.0
+
+
+# --- environment --------------------------------------------------------------------------------
+
+
+def patch_cpu_torchvision() -> bool:
+    """Make `import vllm` work with CPU torch + PyPI's CUDA torchvision (CI only, never on GPUs).
+
+    PyPI's torchvision is a CUDA build: with a CPU torch its native library does not load, so the
+    `torchvision::nms` operator is never defined and torchvision's import (which vLLM and
+    transformers do) fails with "operator torchvision::nms does not exist". Defining the two op
+    schemas that torchvision's Python side registers fake kernels for lets the import through; the
+    Qwen2.5-VL image path does not use torchvision's C ops. Applied only when torch has no CUDA
+    and torchvision is not yet imported and its ops are missing. Returns whether it patched.
+    """
+    import sys
+
+    import torch
+
+    if torch.version.cuda is not None or "torchvision" in sys.modules:
+        return False
+    try:
+        torch.ops.torchvision.nms  # noqa: B018  (defined: torchvision's own library loaded fine)
+        return False
+    except (AttributeError, RuntimeError):
+        pass
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is None:
+        return False
+    lib = torch.library.Library("torchvision", "DEF")
+    for op in ("nms", "qnms"):
+        lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    patch_cpu_torchvision._lib = lib  # keep the registration alive
+    return True
+
+
+# --- engine -------------------------------------------------------------------------------------
+
+
+def load_engine(cfg: VlmConfig):
+    """vLLM's offline engine for one page image per prompt."""
+    patch_cpu_torchvision()
+    from vllm import LLM
+
+    kwargs = {}
+    if cfg.tensor_parallel_size > 1:
+        kwargs["distributed_executor_backend"] = "ray"  # workers go into the actor's placement group
+    return LLM(
+        model=cfg.model,
+        tokenizer=cfg.tokenizer,
+        load_format=cfg.load_format,
+        dtype=cfg.dtype,
+        seed=cfg.seed,
+        tensor_parallel_size=cfg.tensor_parallel_size,
+        gpu_memory_utilization=cfg.gpu_memory_utilization,
+        max_num_seqs=cfg.max_num_seqs,
+        max_model_len=cfg.max_model_len,
+        enable_chunked_prefill=cfg.enable_chunked_prefill,
+        enable_prefix_caching=cfg.enable_prefix_caching,
+        enforce_eager=cfg.enforce_eager,
+        limit_mm_per_prompt={"image": 1},
+        mm_processor_kwargs={"min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels},
+        **kwargs,
+    )
+
+
+def ray_remote_args(cfg: VlmConfig) -> dict:
+    """`map_batches` arguments for the VLM actor pool: `replicas` engines of `tensor_parallel_size` whole GPUs.
+
+    TP 1: the actor holds one GPU. TP > 1: each actor gets its own STRICT_PACK placement group of
+    TP one-GPU bundles (one node), takes no GPU itself, and vLLM's Ray executor puts its TP
+    workers into that group (`placement_group_capture_child_tasks`).
+    """
+    if cfg.tensor_parallel_size == 1:
+        return {"concurrency": cfg.replicas, "num_gpus": 1}
+    tp = cfg.tensor_parallel_size
+
+    def remote_args() -> dict:
+        import ray
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        pg = ray.util.placement_group([{"GPU": 1, "CPU": 1}] * tp, strategy="STRICT_PACK")
+        return {"scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_capture_child_tasks=True)}
+
+    return {"concurrency": cfg.replicas, "num_gpus": 0, "ray_remote_args_fn": remote_args}
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+def resize_for_model(image: np.ndarray, cfg: VlmConfig):
+    """The page as a PIL image whose sides are multiples of 28 and whose area lies in [min_pixels, max_pixels].
+
+    Done here (qwen-vl-utils' `smart_resize`, the rule of Qwen2.5-VL's processor) so that the
+    in-process engine and a server see the same pixels; the processor then leaves the size alone.
+    """
+    from PIL import Image
+    from qwen_vl_utils import smart_resize
+
+    h, w = image.shape[:2]
+    nh, nw = smart_resize(h, w, factor=28, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+    pil = Image.fromarray(np.ascontiguousarray(image[:, :, :3]), "RGB")
+    return pil if (nh, nw) == (h, w) else pil.resize((nw, nh), Image.Resampling.BICUBIC)
+
+
+def chat_messages(cfg: VlmConfig, image_url: Optional[str] = None) -> list[dict]:
+    image_part = {"type": "image_url", "image_url": {"url": image_url}} if image_url else {"type": "image"}
+    return [{"role": "user", "content": [image_part, {"type": "text", "text": cfg.prompt}]}]
+
+
+_PROMPTS: dict[tuple[int, str], str] = {}
+
+
+def build_request(image_rgb: np.ndarray, cfg: VlmConfig, tokenizer=None) -> dict:
+    """One vLLM prompt: the model's chat template around (image, instruction), and the sized image."""
+    key = (id(tokenizer), cfg.prompt)
+    if key not in _PROMPTS:
+        if tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+        _PROMPTS[key] = tokenizer.apply_chat_template(chat_messages(cfg), tokenize=False, add_generation_prompt=True)
+    return {"prompt": _PROMPTS[key], "multi_modal_data": {"image": resize_for_model(image_rgb, cfg)}}
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+
+def looks_repetitive(text: str, min_repeats: int = 12, min_chars: int = 160, max_unit: int = 200) -> bool:
+    """Whether the text ends in a loop: one unit (1..max_unit chars) repeated at least `min_repeats`
+    times back to back, spanning at least `min_chars` characters. Only the tail counts: a loop runs
+    until the token budget ends it, while legitimate repetition (table cells, dot leaders) stops."""
+    t = text.rstrip()
+    n = len(t)
+    for unit in range(1, min(max_unit, n // min_repeats) + 1):
+        if unit * min_repeats > n:
+            break
+        pattern = t[n - unit :]
+        count, end = 1, n - unit
+        while end >= unit and t[end - unit : end] == pattern:
+            count += 1
+            end -= unit
+        if count >= min_repeats and count * unit >= min_chars:
+            return True
+    return False
+
+
+def problem_of(text: str, finish_reason: str, cfg: VlmConfig) -> Optional[str]:
+    if finish_reason == "repetition" or looks_repetitive(text, cfg.repeat_min_count, cfg.repeat_min_chars):
+        return "repetition"
+    if finish_reason == "length":
+        return "truncated"
+    return None
+
+
+def mean_probability(logprobs: list[float]) -> Optional[float]:
+    """Mean per-token probability: like PaddleOCR's line score (mean per-character probability), 0-1."""
+    if not logprobs:
+        return None
+    return float(np.mean([math.exp(max(lp, -1e4)) for lp in logprobs]))
+
+
+# --- generation ---------------------------------------------------------------------------------
+
+
+def sampling_params(cfg: VlmConfig, temperature: float, **overrides):
+    from vllm import SamplingParams
+    from vllm.sampling_params import RepetitionDetectionParams
+
+    repeat = None
+    if cfg.repeat_max_pattern_tokens > 0:
+        repeat = RepetitionDetectionParams(max_pattern_size=cfg.repeat_max_pattern_tokens, min_count=cfg.repeat_min_count)
+    kwargs = dict(
+        temperature=temperature, max_tokens=cfg.max_tokens, logprobs=1, seed=cfg.seed, repetition_detection=repeat
+    )
+    kwargs.update(overrides)
+    return SamplingParams(**kwargs)
+
+
+def _from_output(out, attempt: int, temperature: float, cfg: VlmConfig) -> VlmResult:
+    comp = out.outputs[0]
+    lps = []
+    for tok, entry in zip(comp.token_ids, comp.logprobs or []):
+        if entry and tok in entry:
+            lps.append(entry[tok].logprob)
+    reason = str(comp.finish_reason or "length")
+    return VlmResult(
+        text=comp.text,
+        finish_reason=reason,
+        prompt_tokens=len(out.prompt_token_ids or []),
+        output_tokens=len(comp.token_ids),
+        confidence=mean_probability(lps),
+        attempts=attempt,
+        problem=problem_of(comp.text, reason, cfg),
+        temperature=temperature,
+    )
+
+
+def _retry_loop(n: int, run_attempt, cfg: VlmConfig) -> list[VlmResult]:
+    """Attempt 1 for every page at cfg.temperature, then only the bad pages at stepped temperatures."""
+    results: list[Optional[VlmResult]] = [None] * n
+    todo = list(range(n))
+    for attempt in range(1, cfg.max_retries + 2):
+        temperature = cfg.temperature if attempt == 1 else cfg.retry_temperatures[min(attempt - 2, len(cfg.retry_temperatures) - 1)]
+        for i, res in zip(todo, run_attempt(todo, attempt, temperature)):
+            results[i] = res
+        todo = [i for i in todo if results[i].problem is not None]
+        if not todo:
+            break
+        if attempt <= cfg.max_retries:
+            log.info("vlm: %d page(s) looped or were cut off; retry %d at temperature %.2f", len(todo), attempt,
+                     cfg.retry_temperatures[min(attempt - 1, len(cfg.retry_temperatures) - 1)])
+    return results  # type: ignore[return-value]
+
+
+def generate_pages(engine, images: list[np.ndarray], cfg: VlmConfig, **sampling_overrides) -> list[VlmResult]:
+    """Read every page of the batch in one `LLM.generate` call per attempt; only bad pages go again.
+
+    `sampling_overrides` go to vLLM's SamplingParams (tests use them to force loops)."""
+    tokenizer = engine.get_tokenizer()
+    requests = [build_request(im, cfg, tokenizer) for im in images]
+
+    def run_attempt(todo, attempt, temperature):
+        params = sampling_params(cfg, temperature, **sampling_overrides)
+        outs = engine.generate([requests[i] for i in todo], params, use_tqdm=False)
+        return [_from_output(o, attempt, temperature, cfg) for o in outs]
+
+    return _retry_loop(len(images), run_attempt, cfg)
+
+
+def generate_via_server(images: list[np.ndarray], cfg: VlmConfig, client=None, **sampling_overrides) -> list[VlmResult]:
+    """The same pages and outputs through an OpenAI-compatible server (`vllm serve MODEL`), many requests in flight."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from openai import OpenAI
+
+    client = client or OpenAI(base_url=cfg.server_url, api_key=cfg.api_key)
+    urls = []
+    for im in images:
+        buf = io.BytesIO()
+        resize_for_model(im, cfg).save(buf, format="PNG")
+        urls.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
+    extra = {"mm_processor_kwargs": {"min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels}}
+    if cfg.repeat_max_pattern_tokens > 0:
+        extra["repetition_detection"] = {"max_pattern_size": cfg.repeat_max_pattern_tokens, "min_count": cfg.repeat_min_count}
+    extra.update(sampling_overrides)
+
+    def one(i: int, attempt: int, temperature: float) -> VlmResult:
+        r = client.chat.completions.create(
+            model=cfg.model, messages=chat_messages(cfg, urls[i]), max_tokens=cfg.max_tokens, temperature=temperature,
+            seed=cfg.seed, logprobs=True, top_logprobs=1, extra_body=extra,
+        )
+        choice = r.choices[0]
+        lps = [c.logprob for c in (choice.logprobs.content or [])] if choice.logprobs else []
+        text = choice.message.content or ""
+        reason = str(choice.finish_reason or "length")
+        return VlmResult(text, reason, r.usage.prompt_tokens, r.usage.completion_tokens, mean_probability(lps),
+                         attempt, problem_of(text, reason, cfg), temperature)
+
+    with ThreadPoolExecutor(max_workers=cfg.server_concurrency) as pool:
+        def run_attempt(todo, attempt, temperature):
+            return list(pool.map(lambda i: one(i, attempt, temperature), todo))
+
+        return _retry_loop(len(images), run_attempt, cfg)
+
+
+# --- Ray Data callable --------------------------------------------------------------------------
+
+
+def model_label(cfg: VlmConfig) -> str:
+    return f"{cfg.model} (vllm {'server' if cfg.server_url else 'engine'})"
+
+
+class VlmPredictor:
+    """Ray Data callable: reads with the VLM the rows that need it, passes every other row through.
+
+    `config` is the run configuration (its `vlm` section is used) or a VlmConfig mapping. Rows
+    with `error` null and `engine == ""` are read. With `escalate=True` (hybrid mode) PaddleOCR
+    rows whose confidence is below `escalate_below` are read again; if the VLM still loops or is
+    cut off after the retries, such a row keeps PaddleOCR's text and `vlm_problem` says why.
+    Extra columns: vlm_finish_reason, vlm_prompt_tokens, vlm_output_tokens, vlm_attempts, vlm_problem.
+    """
+
+    def __init__(self, config: dict, escalate: bool = False):
+        section = config.get("vlm", config) if isinstance(config, dict) else config
+        self.cfg = section if isinstance(section, VlmConfig) else VlmConfig.model_validate(section)
+        self.escalate = escalate
+        self.model = model_label(self.cfg)
+        self.engine = None if self.cfg.server_url else load_engine(self.cfg)
+
+    def _todo(self, batch: pd.DataFrame) -> list:
+        ok = batch["error"].isna()
+        mask = ok & (batch["engine"] == "")
+        if self.escalate and "confidence" in batch:
+            conf = pd.to_numeric(batch["confidence"], errors="coerce")
+            mask |= ok & (batch["engine"] == "paddleocr") & (conf.isna() | (conf < self.cfg.escalate_below))
+        return batch.index[mask].tolist()
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        for col, default in (("vlm_finish_reason", None), ("vlm_prompt_tokens", None), ("vlm_output_tokens", None),
+                             ("vlm_attempts", None), ("vlm_problem", None)):
+            if col not in batch:
+                batch[col] = pd.Series([default] * len(batch), index=batch.index, dtype=object)
+        todo = self._todo(batch)
+        if todo:
+            self._read(batch, todo)
+        batch["image"] = [b""] * len(batch)  # pixels are not needed past this stage
+        return batch
+
+    def _read(self, batch: pd.DataFrame, todo: list) -> None:
+        images = [
+            np.frombuffer(batch.at[i, "image"], dtype=np.uint8).reshape(int(batch.at[i, "height"]), int(batch.at[i, "width"]), 3)
+            for i in todo
+        ]
+        start = time.perf_counter()
+        try:
+            results = generate_pages(self.engine, images, self.cfg) if self.engine else generate_via_server(images, self.cfg)
+        except Exception as e:  # the whole batch failed: every page says so
+            log.exception("vlm batch failed")
+            for i in todo:
+                batch.at[i, "error"] = f"vlm: generation failed ({type(e).__name__}: {str(e)[:300]})"
+            return
+        per_page = (time.perf_counter() - start) / len(todo)
+        for i, res in zip(todo, results):
+            batch.at[i, "seconds_ocr"] = (batch.at[i, "seconds_ocr"] if pd.notna(batch.at[i, "seconds_ocr"]) else 0.0) + per_page if "seconds_ocr" in batch else per_page
+            batch.at[i, "vlm_finish_reason"] = res.finish_reason
+            batch.at[i, "vlm_prompt_tokens"] = res.prompt_tokens
+            batch.at[i, "vlm_output_tokens"] = res.output_tokens
+            batch.at[i, "vlm_attempts"] = res.attempts
+            batch.at[i, "vlm_problem"] = res.problem
+            if res.problem and batch.at[i, "engine"] == "paddleocr":
+                continue  # keep PaddleOCR's reading; the row says the VLM could not do better
+            batch.at[i, "text"] = res.text
+            batch.at[i, "lines_json"] = "[]"  # a VLM gives page text, no line boxes
+            batch.at[i, "confidence"] = res.confidence
+            batch.at[i, "engine"] = "vlm"
+            batch.at[i, "model"] = self.model
