@@ -19,7 +19,6 @@ import base64
 import io
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Literal, Optional
