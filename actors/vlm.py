@@ -19,6 +19,7 @@ import base64
 import io
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Literal, Optional
@@ -88,35 +89,56 @@ class VlmResult:
 # --- environment --------------------------------------------------------------------------------
 
 
-def patch_cpu_torchvision() -> bool:
-    """Make `import vllm` work with CPU torch + PyPI's CUDA torchvision (CI only, never on GPUs).
-
-    PyPI's torchvision is a CUDA build: with a CPU torch its native library does not load, so the
-    `torchvision::nms` operator is never defined and torchvision's import (which vLLM and
-    transformers do) fails with "operator torchvision::nms does not exist". Defining the two op
-    schemas that torchvision's Python side registers fake kernels for lets the import through; the
-    Qwen2.5-VL image path does not use torchvision's C ops. Applied only when torch has no CUDA
-    and torchvision is not yet imported and its ops are missing. Returns whether it patched.
-    """
-    import sys
-
+_TORCHVISION_PATCH = """
+def _hybridocr_patch_torchvision():
+    import importlib.util, os, sys
+    spec = importlib.util.find_spec("torch")
+    if spec is None or "torchvision" in sys.modules:
+        return False
     import torch
-
-    if torch.version.cuda is not None or "torchvision" in sys.modules:
+    if hasattr(torch, "_hybridocr_torchvision_lib"):
+        return True  # patched before in this process
+    tv = importlib.util.find_spec("torchvision")
+    if torch.version.cuda is not None or tv is None or not tv.submodule_search_locations:
         return False
     try:
-        torch.ops.torchvision.nms  # noqa: B018  (defined: torchvision's own library loaded fine)
-        return False
-    except (AttributeError, RuntimeError):
+        torch.ops.load_library(os.path.join(list(tv.submodule_search_locations)[0], "_C.so"))
+        return False  # torchvision's native library works here: nothing to do
+    except (OSError, RuntimeError):
         pass
-    import importlib.util
-
-    if importlib.util.find_spec("torchvision") is None:
-        return False
     lib = torch.library.Library("torchvision", "DEF")
     for op in ("nms", "qnms"):
-        lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    patch_cpu_torchvision._lib = lib  # keep the registration alive
+        lib.define(op + "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    torch._hybridocr_torchvision_lib = lib  # keep the registration alive
+    return True
+"""
+
+
+def patch_cpu_torchvision() -> bool:
+    """Make `import vllm` work with a CPU torch and PyPI's torchvision (a CUDA build): CI only.
+
+    PyPI's torchvision is built for CUDA: next to a CPU torch its native library (`_C.so`) does
+    not load, so the `torchvision::nms` operator is never defined and torchvision's import (which
+    vLLM and transformers do) fails with "operator torchvision::nms does not exist". Defining the
+    two op schemas that torchvision's Python side registers fake kernels for lets the import
+    through; the Qwen2.5-VL image path never calls torchvision's C ops. It acts only when torch is
+    a CPU build and torchvision's native library cannot load, so GPU installs are untouched.
+    vLLM's CPU engine starts fresh Python processes (spawn, model inspection), so the same code is
+    also put into a `sitecustomize` on PYTHONPATH for them. Returns whether it patched.
+    """
+    scope: dict = {}
+    exec(_TORCHVISION_PATCH, scope)
+    if not scope["_hybridocr_patch_torchvision"]():
+        return False
+    import tempfile
+
+    site = os.path.join(tempfile.gettempdir(), f"hybridocr-tvpatch-{os.getuid()}")
+    os.makedirs(site, exist_ok=True)
+    with open(os.path.join(site, "sitecustomize.py"), "w") as f:
+        f.write(_TORCHVISION_PATCH + "\ntry:\n    _hybridocr_patch_torchvision()\nexcept Exception:\n    pass\n")
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if site not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([site] + [p for p in paths if p])
     return True
 
 
@@ -126,6 +148,9 @@ def patch_cpu_torchvision() -> bool:
 def load_engine(cfg: VlmConfig):
     """vLLM's offline engine for one page image per prompt."""
     patch_cpu_torchvision()
+    # paddlex registers a vLLM plugin that needs its own extras and logs a traceback when it
+    # fails to load; this engine uses no vLLM plugins.
+    os.environ.setdefault("VLLM_PLUGINS", "")
     from vllm import LLM
 
     kwargs = {}
@@ -145,9 +170,14 @@ def load_engine(cfg: VlmConfig):
         enable_prefix_caching=cfg.enable_prefix_caching,
         enforce_eager=cfg.enforce_eager,
         limit_mm_per_prompt={"image": 1},
-        mm_processor_kwargs={"min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels},
+        mm_processor_kwargs=processor_kwargs(cfg),
         **kwargs,
     )
+
+
+def processor_kwargs(cfg: VlmConfig) -> dict:
+    """Qwen2-VL image processor bounds (transformers 5 spells min/max_pixels as size's shortest/longest_edge)."""
+    return {"size": {"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels}}
 
 
 def ray_remote_args(cfg: VlmConfig) -> dict:
@@ -326,7 +356,9 @@ def generate_via_server(images: list[np.ndarray], cfg: VlmConfig, client=None, *
         buf = io.BytesIO()
         resize_for_model(im, cfg).save(buf, format="PNG")
         urls.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
-    extra = {"mm_processor_kwargs": {"min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels}}
+    # The page is already sized here (resize_for_model), so the server's image processor keeps it
+    # as is; per-request mm_processor_kwargs would need `--trust-request-mm-kwargs` on the server.
+    extra: dict = {}
     if cfg.repeat_max_pattern_tokens > 0:
         extra["repetition_detection"] = {"max_pattern_size": cfg.repeat_max_pattern_tokens, "min_count": cfg.repeat_min_count}
     extra.update(sampling_overrides)
@@ -367,12 +399,12 @@ class VlmPredictor:
     Extra columns: vlm_finish_reason, vlm_prompt_tokens, vlm_output_tokens, vlm_attempts, vlm_problem.
     """
 
-    def __init__(self, config: dict, escalate: bool = False):
+    def __init__(self, config: dict, escalate: bool = False, engine=None):
         section = config.get("vlm", config) if isinstance(config, dict) else config
         self.cfg = section if isinstance(section, VlmConfig) else VlmConfig.model_validate(section)
         self.escalate = escalate
         self.model = model_label(self.cfg)
-        self.engine = None if self.cfg.server_url else load_engine(self.cfg)
+        self.engine = engine or (None if self.cfg.server_url else load_engine(self.cfg))
 
     def _todo(self, batch: pd.DataFrame) -> list:
         ok = batch["error"].isna()
@@ -408,7 +440,8 @@ class VlmPredictor:
             return
         per_page = (time.perf_counter() - start) / len(todo)
         for i, res in zip(todo, results):
-            batch.at[i, "seconds_ocr"] = (batch.at[i, "seconds_ocr"] if pd.notna(batch.at[i, "seconds_ocr"]) else 0.0) + per_page if "seconds_ocr" in batch else per_page
+            before = batch.at[i, "seconds_ocr"] if "seconds_ocr" in batch else None  # hybrid: PaddleOCR's time + the VLM's
+            batch.at[i, "seconds_ocr"] = (float(before) if pd.notna(before) else 0.0) + per_page
             batch.at[i, "vlm_finish_reason"] = res.finish_reason
             batch.at[i, "vlm_prompt_tokens"] = res.prompt_tokens
             batch.at[i, "vlm_output_tokens"] = res.output_tokens

@@ -124,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)
 
+    from pipeline.evaluate import add_parser as add_eval_parser
+
+    add_eval_parser(sub)  # hybridocr eval DATA... --mode ... --out DIR
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)

@@ -156,9 +156,9 @@ def _table_relations(table, cell) -> dict[str, list]:
     def at(rr, cc):
         return [grid[r][c] for r in rr for c in cc if 0 <= r < len(grid) and 0 <= c < len(grid[0]) and grid[r][c] is not None]
 
-    heads = [c for c in at(range(0, cell.row), cols) if c.header]
-    top = heads or [next((c for c in at(range(0, cell.row), [col]) if c.text), None) for col in cols]
-    left = next((c for c in at(rows[:1], range(0, cell.col)) if c.text), None)
+    heads = [c for c in at(range(cell.row), cols) if c.header]
+    top = heads or [next((c for c in at(range(cell.row), [col]) if c.text), None) for col in cols]
+    left = next((c for c in at(rows[:1], range(cell.col)) if c.text), None)
     return {"up": at([cell.row - 1], cols), "down": at([cell.row + cell.rowspan], cols), "left": at(rows, [cell.col - 1]),
             "right": at(rows, [cell.col + cell.colspan]), "top_heading": [c for c in top if c], "left_heading": [left] if left else []}
 
@@ -213,8 +213,8 @@ def run_test(test: dict, text: str, tables=None) -> tuple[bool, str]:
         bad = re.findall(r"[\u4e00-\u9fff\u3040-\u30ff\U0001F300-\U0001F6FF\U0001F1E0-\U0001F1FF]", text)
         return not bad, "disallowed characters" if bad else ""
     if kind == "math":
-        squash = lambda s: re.sub(r"\s+", "", s)  # noqa: E731
-        eqs = re.findall(r"\\\((.+?)\\\)|\\\[(.+?)\\\]|\$\$(.+?)\$\$|\$(.+?)\$", text or "", re.S)
+        squash = lambda s: re.sub(r"\s+", "", s)
+        eqs = re.findall(r"\\\((.+?)\\\)|\\\[(.+?)\\\]|\$\$(.+?)\$\$|\$(.+?)\$", text or "", re.DOTALL)
         return any(squash(g) == squash(test["math"]) for e in eqs for g in e if g), "exact LaTeX only (no KaTeX render)"
     return False, f"unknown test type {kind!r}"
 
@@ -335,10 +335,10 @@ def _cell(value, n, pct=False):
 def eval_markdown(report: dict) -> str:
     modes = report["modes"]
     lines = ["# hybridocr evaluation", "",
-             "Per class x mode; each cell: value (pages behind it). CER: Unicode-normalised character error rate "
+             ("Per class x mode; each cell: value (pages behind it). CER: Unicode-normalised character error rate "
              "(mean over items; lower is better); no-ws: whitespace removed; order-free: bag-of-characters floor. "
              "Tests: olmOCR-bench checks passed (pooled). TEDS: table tree-edit similarity (tables from OCR line "
-             "boxes for PaddleOCR). Route: share of pages the router sent to the expected route.", "",
+             "boxes for PaddleOCR). Route: share of pages the router sent to the expected route."), "",
              "| scenario | class | mode | pages | CER | CER no-ws | order-free CER | tests passed | TEDS | TEDS-struct | route ok |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     classes = sorted({c for m in modes.values() for c in m["classes"]},
@@ -356,8 +356,8 @@ def eval_markdown(report: dict) -> str:
         lines.append("| photos | (no evaluation set) | – | 0 | – | – | – | – | – | – | – |")
     for mode, m in sorted(modes.items()):
         routes = sorted({r for row in m["confusion"].values() for r in row})
-        lines += ["", f"Router confusion ({mode}; rows: expected route, columns: route taken; accuracy "
-                  f"{_cell(m['route_accuracy'], 1, True).split(' ')[0]}; text_layer also accepted for born-digital PDFs):", "",
+        lines += ["", (f"Router confusion ({mode}; rows: expected route, columns: route taken; accuracy "
+                  f"{_cell(m['route_accuracy'], 1, True).split(' ')[0]}; text_layer also accepted for PDFs with a text layer):"), "",
                   "| expected \\ routed | " + " | ".join(routes) + " |", "|---" * (len(routes) + 1) + "|"]
         lines += [f"| {exp} | " + " | ".join(str(row.get(r, 0)) for r in routes) + " |" for exp, row in m["confusion"].items()]
         types = Counter()

@@ -11,8 +11,8 @@ distance is Zhang-Shasha's algorithm in pure Python: about a second for a 300-ce
 
 `lines_to_table` builds a best-effort table from OCR line boxes (PaddleOCR has no table
 structure): rows = lines whose vertical centres lie within half a line height of each other;
-columns = the union of the horizontal extents of the lines that are not wider than half the
-table; a line overlapping several column bands gets a colspan. Rowspans are never produced.
+columns = the union of the horizontal extents of the lines in rows of two or more lines that are
+not wider than half the table; a line overlapping several column bands gets a colspan. Rowspans are never produced.
 """
 
 from __future__ import annotations
@@ -200,7 +200,9 @@ def lines_to_table(lines: list[dict]) -> Table | None:
                 continue
         rows.append([it])
     x_min, x_max = min(b[0] for b in items), max(b[2] for b in items)
-    narrow = [b for b in items if b[2] - b[0] <= 0.5 * (x_max - x_min)] or items
+    # column bands from rows of several lines (table rows), not from single-line prose or titles
+    multi = [b for row in rows if len(row) > 1 for b in row] or items
+    narrow = [b for b in multi if b[2] - b[0] <= 0.5 * (x_max - x_min)] or multi
     bands: list[list[float]] = []
     for x0, _, x1, _, _ in sorted(narrow):
         if bands and x0 <= bands[-1][1]:
@@ -237,7 +239,7 @@ def lines_to_table(lines: list[dict]) -> Table | None:
 
 
 class _Node:
-    __slots__ = ("tag", "rowspan", "colspan", "text", "children")
+    __slots__ = ("children", "colspan", "rowspan", "tag", "text")
 
     def __init__(self, tag, rowspan=1, colspan=1, text="", children=None):
         self.tag, self.rowspan, self.colspan, self.text = tag, rowspan, colspan, text

