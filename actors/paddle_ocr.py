@@ -63,7 +63,10 @@ def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = Non
     threads = cpu_threads or cfg.cpu_threads
     kwargs = {}
     if cfg.engine == "onnxruntime":
-        engine_config: dict = {"log_severity_level": 3}  # errors only: shape-merge notices are noise
+        engine_config: dict = {
+            "log_severity_level": 3,  # errors only: shape-merge notices are noise
+            "enable_cpu_mem_arena": cfg.cpu_mem_arena,
+        }
         if device == "gpu":
             engine_config["providers"] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
             engine_config["provider_options"] = [{"cudnn_conv_algo_search": "DEFAULT"}, {}]

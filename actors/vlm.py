@@ -22,7 +22,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ class VlmConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     model: str = Field("Qwen/Qwen2.5-VL-7B-Instruct", description="Hub name or local directory of the VLM.")
-    tokenizer: Optional[str] = Field(None, description="Tokenizer name or directory; None: the model's.")
+    tokenizer: str | None = Field(None, description="Tokenizer name or directory; None: the model's.")
     load_format: Literal["auto", "dummy"] = Field("auto", description="dummy: random weights (tests, benchmarks).")
     dtype: str = Field("auto", description="vLLM dtype: auto, bfloat16, float16, float32.")
     prompt: str = DEFAULT_PROMPT
@@ -61,7 +61,7 @@ class VlmConfig(BaseModel):
     replicas: int = Field(1, ge=1, description="Engines (actors) in the pool.")
     enforce_eager: bool = Field(False, description="Skip CUDA graphs / compilation (faster start, slower decode).")
     seed: int = 0
-    server_url: Optional[str] = Field(None, description="OpenAI-compatible endpoint (http://host:8000/v1); None: in-process engine.")
+    server_url: str | None = Field(None, description="OpenAI-compatible endpoint (http://host:8000/v1); None: in-process engine.")
     api_key: str = Field("EMPTY", description="Key sent to server_url.")
     server_concurrency: int = Field(32, ge=1, description="Requests in flight to server_url per actor.")
     max_retries: int = Field(8, ge=0, le=32, description="Extra attempts for a page whose output loops or is cut off.")
@@ -80,9 +80,9 @@ class VlmResult:
     finish_reason: str  # stop | length | repetition | error
     prompt_tokens: int
     output_tokens: int
-    confidence: Optional[float]  # mean probability of the generated tokens, 0-1
+    confidence: float | None  # mean probability of the generated tokens, 0-1
     attempts: int
-    problem: Optional[str] = None  # None | "repetition" | "truncated"
+    problem: str | None = None  # None | "repetition" | "truncated"
     temperature: float = 0.0
 
 
@@ -219,7 +219,7 @@ def resize_for_model(image: np.ndarray, cfg: VlmConfig):
     return pil if (nh, nw) == (h, w) else pil.resize((nw, nh), Image.Resampling.BICUBIC)
 
 
-def chat_messages(cfg: VlmConfig, image_url: Optional[str] = None) -> list[dict]:
+def chat_messages(cfg: VlmConfig, image_url: str | None = None) -> list[dict]:
     image_part = {"type": "image_url", "image_url": {"url": image_url}} if image_url else {"type": "image"}
     return [{"role": "user", "content": [image_part, {"type": "text", "text": cfg.prompt}]}]
 
@@ -261,7 +261,7 @@ def looks_repetitive(text: str, min_repeats: int = 12, min_chars: int = 160, max
     return False
 
 
-def problem_of(text: str, finish_reason: str, cfg: VlmConfig) -> Optional[str]:
+def problem_of(text: str, finish_reason: str, cfg: VlmConfig) -> str | None:
     if finish_reason == "repetition" or looks_repetitive(text, cfg.repeat_min_count, cfg.repeat_min_chars):
         return "repetition"
     if finish_reason == "length":
@@ -269,7 +269,7 @@ def problem_of(text: str, finish_reason: str, cfg: VlmConfig) -> Optional[str]:
     return None
 
 
-def mean_probability(logprobs: list[float]) -> Optional[float]:
+def mean_probability(logprobs: list[float]) -> float | None:
     """Mean per-token probability: like PaddleOCR's line score (mean per-character probability), 0-1."""
     if not logprobs:
         return None
@@ -279,18 +279,17 @@ def mean_probability(logprobs: list[float]) -> Optional[float]:
 # --- generation ---------------------------------------------------------------------------------
 
 
-def sampling_params(cfg: VlmConfig, temperature: float, **overrides):
+def sampling_params(cfg: VlmConfig, temperature: float, attempt: int = 1, **overrides):
     from vllm import SamplingParams
     from vllm.sampling_params import RepetitionDetectionParams
 
     repeat = None
     if cfg.repeat_max_pattern_tokens > 0:
         repeat = RepetitionDetectionParams(max_pattern_size=cfg.repeat_max_pattern_tokens, min_count=cfg.repeat_min_count)
-    kwargs = dict(
-        temperature=temperature, max_tokens=cfg.max_tokens, logprobs=1, seed=cfg.seed, repetition_detection=repeat
-    )
-    kwargs.update(overrides)
-    return SamplingParams(**kwargs)
+    # logprobs=1 returns the sampled token's log-probability (raw, before temperature: comparable
+    # across attempts); the seed moves with the attempt so a repeated temperature still draws anew.
+    kwargs = dict(temperature=temperature, max_tokens=cfg.max_tokens, logprobs=1, seed=cfg.seed + attempt, repetition_detection=repeat)
+    return SamplingParams(**{**kwargs, **overrides})
 
 
 def _from_output(out, attempt: int, temperature: float, cfg: VlmConfig) -> VlmResult:
@@ -312,21 +311,31 @@ def _from_output(out, attempt: int, temperature: float, cfg: VlmConfig) -> VlmRe
     )
 
 
+def retry_temperature(cfg: VlmConfig, attempt: int) -> float:
+    """Attempt 1 runs at cfg.temperature; retry k at retry_temperatures[k-1] (the last one repeats)."""
+    return cfg.temperature if attempt == 1 else cfg.retry_temperatures[min(attempt - 2, len(cfg.retry_temperatures) - 1)]
+
+
+def _rank(r: VlmResult) -> tuple:
+    return (r.problem is None, r.problem == "truncated", r.confidence or 0.0)
+
+
 def _retry_loop(n: int, run_attempt, cfg: VlmConfig) -> list[VlmResult]:
-    """Attempt 1 for every page at cfg.temperature, then only the bad pages at stepped temperatures."""
-    results: list[Optional[VlmResult]] = [None] * n
+    """Every page once, then only the bad pages again at stepped temperatures; each page keeps its
+    best attempt (good > truncated > looping, then higher confidence) and the number of attempts."""
+    best: list[VlmResult | None] = [None] * n
     todo = list(range(n))
     for attempt in range(1, cfg.max_retries + 2):
-        temperature = cfg.temperature if attempt == 1 else cfg.retry_temperatures[min(attempt - 2, len(cfg.retry_temperatures) - 1)]
-        for i, res in zip(todo, run_attempt(todo, attempt, temperature)):
-            results[i] = res
-        todo = [i for i in todo if results[i].problem is not None]
+        if attempt > 1:
+            log.info("vlm: retry %d of %d page(s) at temperature %.2f", attempt - 1, len(todo), retry_temperature(cfg, attempt))
+        for i, res in zip(todo, run_attempt(todo, attempt, retry_temperature(cfg, attempt)), strict=True):
+            if best[i] is None or _rank(res) > _rank(best[i]):
+                best[i] = res
+            best[i].attempts = attempt
+        todo = [i for i in todo if best[i].problem is not None]
         if not todo:
             break
-        if attempt <= cfg.max_retries:
-            log.info("vlm: %d page(s) looped or were cut off; retry %d at temperature %.2f", len(todo), attempt,
-                     cfg.retry_temperatures[min(attempt - 1, len(cfg.retry_temperatures) - 1)])
-    return results  # type: ignore[return-value]
+    return best  # type: ignore[return-value]
 
 
 def generate_pages(engine, images: list[np.ndarray], cfg: VlmConfig, **sampling_overrides) -> list[VlmResult]:
@@ -337,7 +346,7 @@ def generate_pages(engine, images: list[np.ndarray], cfg: VlmConfig, **sampling_
     requests = [build_request(im, cfg, tokenizer) for im in images]
 
     def run_attempt(todo, attempt, temperature):
-        params = sampling_params(cfg, temperature, **sampling_overrides)
+        params = sampling_params(cfg, temperature, attempt, **sampling_overrides)
         outs = engine.generate([requests[i] for i in todo], params, use_tqdm=False)
         return [_from_output(o, attempt, temperature, cfg) for o in outs]
 
@@ -366,7 +375,7 @@ def generate_via_server(images: list[np.ndarray], cfg: VlmConfig, client=None, *
     def one(i: int, attempt: int, temperature: float) -> VlmResult:
         r = client.chat.completions.create(
             model=cfg.model, messages=chat_messages(cfg, urls[i]), max_tokens=cfg.max_tokens, temperature=temperature,
-            seed=cfg.seed, logprobs=True, top_logprobs=1, extra_body=extra,
+            seed=cfg.seed + attempt, logprobs=True, top_logprobs=1, extra_body=extra,
         )
         choice = r.choices[0]
         lps = [c.logprob for c in (choice.logprobs.content or [])] if choice.logprobs else []
@@ -385,6 +394,9 @@ def generate_via_server(images: list[np.ndarray], cfg: VlmConfig, client=None, *
 # --- Ray Data callable --------------------------------------------------------------------------
 
 
+VLM_COLUMNS = ("vlm_finish_reason", "vlm_prompt_tokens", "vlm_output_tokens", "vlm_attempts", "vlm_problem")
+
+
 def model_label(cfg: VlmConfig) -> str:
     return f"{cfg.model} (vllm {'server' if cfg.server_url else 'engine'})"
 
@@ -396,7 +408,7 @@ class VlmPredictor:
     with `error` null and `engine == ""` are read. With `escalate=True` (hybrid mode) PaddleOCR
     rows whose confidence is below `escalate_below` are read again; if the VLM still loops or is
     cut off after the retries, such a row keeps PaddleOCR's text and `vlm_problem` says why.
-    Extra columns: vlm_finish_reason, vlm_prompt_tokens, vlm_output_tokens, vlm_attempts, vlm_problem.
+    Adds VLM_COLUMNS (null on rows the VLM did not read).
     """
 
     def __init__(self, config: dict, escalate: bool = False, engine=None):
@@ -415,10 +427,9 @@ class VlmPredictor:
         return batch.index[mask].tolist()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        for col, default in (("vlm_finish_reason", None), ("vlm_prompt_tokens", None), ("vlm_output_tokens", None),
-                             ("vlm_attempts", None), ("vlm_problem", None)):
+        for col in VLM_COLUMNS:
             if col not in batch:
-                batch[col] = pd.Series([default] * len(batch), index=batch.index, dtype=object)
+                batch[col] = None
         todo = self._todo(batch)
         if todo:
             self._read(batch, todo)
@@ -431,15 +442,12 @@ class VlmPredictor:
             for i in todo
         ]
         start = time.perf_counter()
-        try:
-            results = generate_pages(self.engine, images, self.cfg) if self.engine else generate_via_server(images, self.cfg)
-        except Exception as e:  # the whole batch failed: every page says so
-            log.exception("vlm batch failed")
-            for i in todo:
-                batch.at[i, "error"] = f"vlm: generation failed ({type(e).__name__}: {str(e)[:300]})"
-            return
+        results = self._generate(images)
         per_page = (time.perf_counter() - start) / len(todo)
         for i, res in zip(todo, results):
+            if isinstance(res, Exception):
+                batch.at[i, "error"] = f"vlm: generation failed on this page ({type(res).__name__}: {str(res)[:300]})"
+                continue
             before = batch.at[i, "seconds_ocr"] if "seconds_ocr" in batch else None  # hybrid: PaddleOCR's time + the VLM's
             batch.at[i, "seconds_ocr"] = (float(before) if pd.notna(before) else 0.0) + per_page
             batch.at[i, "vlm_finish_reason"] = res.finish_reason
@@ -454,3 +462,19 @@ class VlmPredictor:
             batch.at[i, "confidence"] = res.confidence
             batch.at[i, "engine"] = "vlm"
             batch.at[i, "model"] = self.model
+
+    def _generate(self, images: list[np.ndarray]) -> list:
+        """The batch in one go; if it fails, page by page so that one bad page stays that page's error."""
+        run = (lambda ims: generate_pages(self.engine, ims, self.cfg)) if self.engine else (lambda ims: generate_via_server(ims, self.cfg))
+        try:
+            return run(images)
+        except Exception as e:
+            if len(images) == 1:
+                return [e]
+        out: list = []
+        for im in images:
+            try:
+                out.extend(run([im]))
+            except Exception as e:
+                out.append(e)
+        return out

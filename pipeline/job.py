@@ -65,22 +65,30 @@ class Plan:
     device: str
     actors: int
     cpu_threads: int | None
+    actor_cpus: float = 1.0  # CPUs reserved per OCR actor
+    render_cpus: float = 1.0  # CPUs reserved per render task
     started: float = 0.0  # when page processing began (after discovery and resume filtering)
 
 
 def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:
-    """Size the PaddleOCR actor pool from the cluster's resources (fractional GPUs or CPUs)."""
+    """Size the PaddleOCR actor pool from the cluster's resources (fractional GPUs or CPUs).
+
+    The CPU reservations always leave room for the render tasks: an actor pool that holds every
+    CPU would starve the stage that feeds it and the job would hang.
+    """
     resources = ray.cluster_resources()
     gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 1)
     p = config.paddle
     use_gpu = p.device == "gpu" or (p.device == "auto" and gpus > 0 and gpu_visible_anywhere(gpus))
+    render_cpus = min(config.render_num_cpus, cpus / 2)
     if use_gpu:
         actors = p.actors or max(1, int(gpus / p.num_gpus))
-        threads = p.cpu_threads or max(1, int(p.num_cpus))
     else:
-        actors = p.actors or max(1, int((cpus - config.render_num_cpus) // p.num_cpus))
-        threads = p.cpu_threads or max(1, int(cpus // actors))
-    return Plan(total_pages, todo_pages, "gpu" if use_gpu else "cpu", max(1, min(actors, max(todo_pages, 1))), threads)
+        actors = p.actors or max(1, int((cpus - render_cpus) // p.num_cpus))
+    actors = max(1, min(actors, max(todo_pages, 1)))
+    actor_cpus = min(p.num_cpus, (cpus - render_cpus) / actors)
+    threads = p.cpu_threads or max(1, int(p.num_cpus if use_gpu else cpus // actors))
+    return Plan(total_pages, todo_pages, "gpu" if use_gpu else "cpu", actors, threads, actor_cpus, render_cpus)
 
 
 def gpu_visible_anywhere(gpus: float) -> bool:
@@ -113,8 +121,8 @@ def shape_output(batch: pa.Table, counter) -> pa.Table:
 
 def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counter) -> ray.data.Dataset:
     p = config.paddle
-    ds = pages.map(prepare_page, fn_kwargs={"config": config}, num_cpus=config.render_num_cpus)
-    ocr_resources = {"num_gpus": p.num_gpus, "num_cpus": p.num_cpus} if plan.device == "gpu" else {"num_cpus": p.num_cpus}
+    ds = pages.map(prepare_page, fn_kwargs={"config": config}, num_cpus=plan.render_cpus)
+    ocr_resources = {"num_gpus": p.num_gpus, "num_cpus": plan.actor_cpus} if plan.device == "gpu" else {"num_cpus": plan.actor_cpus}
     ds = ds.map_batches(
         PaddleOcrPredictor,
         fn_constructor_kwargs={"config": config.model_dump(), "cpu_threads": plan.cpu_threads},

@@ -57,7 +57,14 @@ VISION_HIDDEN, VISION_DEPTH, VISION_HEADS = 64, 2, 2
 
 
 def _train_tokenizer(vocab_target: int = 600):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
 
     tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
     tok.normalizer = normalizers.NFC()
@@ -200,4 +207,8 @@ def build_tiny_vlm(dest: Path, seed: int = 0) -> Path:
 if __name__ == "__main__":
     import sys
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from actors.vlm import patch_cpu_torchvision
+
+    patch_cpu_torchvision()  # transformers imports torchvision: see actors/vlm.py
     print(build_tiny_vlm(Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/tiny-qwen2.5-vl")))
