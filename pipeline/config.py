@@ -64,11 +64,72 @@ class PaddleConfig(_Strict):
     rec_score_thresh: float = Field(0.0, ge=0, le=1, description="Drop recognised lines below this score.")
 
 
+DEFAULT_PROMPT = (
+    "Recognise all text in this page image and return it in natural reading order, keeping the layout: "
+    "Markdown for headings, lists and paragraphs; tables as HTML <table>; formulas as LaTeX. "
+    "Vertical text (for example classical Chinese) is read column by column, top to bottom, columns from right to left. "
+    "Output only the page text, without comments."
+)
+
+
+class VlmConfig(_Strict):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    model: str = Field("Qwen/Qwen2.5-VL-7B-Instruct", description="Hub name or local directory of the VLM.")
+    tokenizer: str | None = Field(None, description="Tokenizer name or directory; None: the model's.")
+    load_format: Literal["auto", "dummy"] = Field("auto", description="dummy: random weights (tests, benchmarks).")
+    dtype: str = Field("auto", description="vLLM dtype: auto, bfloat16, float16, float32.")
+    prompt: str = DEFAULT_PROMPT
+    max_tokens: int = Field(4096, ge=1, description="Largest number of generated tokens per page.")
+    temperature: float = Field(0.0, ge=0, le=2, description="First attempt's temperature (0: greedy).")
+    min_pixels: int = Field(256 * 28 * 28, ge=4 * 28 * 28, description="Pages below this are upscaled (pixels).")
+    max_pixels: int = Field(
+        1280 * 28 * 28, ge=4 * 28 * 28, description="Pages above are downscaled; 1280*28*28 ≈ 1,300 visual tokens (A4 at 185 DPI ≈ 4,300)."
+    )
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    max_num_seqs: int = Field(64, ge=1, description="Requests one engine runs at once (continuous batching).")
+    batch_size: int = Field(
+        256, ge=1, description="Pages handed to one engine call; several times max_num_seqs keeps the engine full between calls."
+    )
+    max_model_len: int = Field(8192, ge=256, description="Prompt (image tokens included) + output tokens.")
+    enable_chunked_prefill: bool = True
+    enable_prefix_caching: bool = True
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per engine (whole GPUs, one node).")
+    num_gpus: float = Field(
+        1.0, gt=0, le=1, description="GPU share per engine when tensor_parallel_size is 1 (0.5: share one GPU with PaddleOCR in hybrid mode)."
+    )
+    replicas: int = Field(1, ge=1, description="Engines (actors) in the pool.")
+    enforce_eager: bool = Field(False, description="Skip CUDA graphs / compilation (faster start, slower decode).")
+    seed: int = 0
+    server_url: str | None = Field(None, description="OpenAI-compatible endpoint (http://host:8000/v1); None: in-process engine.")
+    api_key: str = Field("EMPTY", description="Key sent to server_url.")
+    server_concurrency: int = Field(32, ge=1, description="Requests in flight to server_url per actor.")
+    max_retries: int = Field(8, ge=0, le=32, description="Extra attempts for a page whose output loops or is cut off.")
+    retry_temperatures: list[float] = Field(
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1.0], min_length=1, description="Temperature of retry k (the last repeats)."
+    )
+    repeat_max_pattern_tokens: int = Field(64, ge=0, description="Engine-side loop stop: longest repeating token n-gram checked (0: off).")
+    repeat_min_count: int = Field(12, ge=2, description="Repeats of one n-gram (tokens or text) that make a loop.")
+    repeat_min_chars: int = Field(160, ge=1, description="Text check: the repeated tail must span at least this many characters.")
+    escalate_below: float = Field(0.9, ge=0, le=1, description="hybrid mode: PaddleOCR pages below this confidence go to the VLM.")
+
+
+class HybridConfig(_Strict):
+    vlm_routes: list[Literal["horizontal", "vertical", "table", "photo", "handwriting"]] = Field(
+        ["vertical", "photo", "handwriting"], description="hybrid mode: routes read by the VLM; the others by PaddleOCR."
+    )
+    escalate: bool = Field(True, description="hybrid mode: PaddleOCR pages below vlm.escalate_below are read again by the VLM.")
+
+
 class RunConfig(_Strict):
-    mode: Literal["paddle"] = Field("paddle", description="Which engines read OCR pages (vlm and hybrid arrive with the VLM pool).")
+    mode: Literal["paddle", "vlm", "hybrid"] = Field(
+        "paddle", description="paddle: PaddleOCR reads every OCR page; vlm: the VLM does; hybrid: by route, with escalation."
+    )
     render: RenderConfig = RenderConfig()
     text_layer: TextLayerConfig = TextLayerConfig()
     paddle: PaddleConfig = PaddleConfig()
+    vlm: VlmConfig = VlmConfig()
+    hybrid: HybridConfig = HybridConfig()
     render_num_cpus: float = Field(1.0, gt=0, description="CPUs per render/classify task.")
     rows_per_file: int = Field(1000, ge=1, description="Largest number of page rows per Parquet file.")
     ray_address: Optional[str] = Field(None, description="Ray cluster address; None: the job's cluster or a local embedded Ray.")

@@ -65,30 +65,45 @@ class Plan:
     device: str
     actors: int
     cpu_threads: int | None
-    actor_cpus: float = 1.0  # CPUs reserved per OCR actor
+    actor_cpus: float = 1.0  # CPUs reserved per PaddleOCR actor
     render_cpus: float = 1.0  # CPUs reserved per render task
+    vlm_device: str | None = None  # gpu | cpu, None when the mode has no VLM stage
+    vlm_cpus: float = 0.0  # CPUs reserved per VLM engine
     started: float = 0.0  # when page processing began (after discovery and resume filtering)
 
 
 def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:
-    """Size the PaddleOCR actor pool from the cluster's resources (fractional GPUs or CPUs).
+    """Size the actor pools from the cluster's resources (fractional GPUs or CPUs).
 
-    The CPU reservations always leave room for the render tasks: an actor pool that holds every
-    CPU would starve the stage that feeds it and the job would hang.
+    The VLM engines (vlm/hybrid modes) take their GPUs first; PaddleOCR actors share what is left
+    (hybrid on one GPU: set vlm.num_gpus to 0.5, or PaddleOCR runs on the CPU). The CPU
+    reservations always leave room for the render tasks: an actor pool that holds every CPU would
+    starve the stage that feeds it and the job would hang.
     """
     resources = ray.cluster_resources()
     gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 1)
-    p = config.paddle
-    use_gpu = p.device == "gpu" or (p.device == "auto" and gpus > 0 and gpu_visible_anywhere(gpus))
+    p, v = config.paddle, config.vlm
     render_cpus = min(config.render_num_cpus, cpus / 2)
+    vlm_device, vlm_gpus, vlm_cpus = None, 0.0, 0.0
+    if config.mode in ("vlm", "hybrid"):
+        vlm_device = "gpu" if gpus > 0 and not v.server_url else "cpu"
+        vlm_gpus = v.replicas * (v.tensor_parallel_size if v.tensor_parallel_size > 1 else v.num_gpus) if vlm_device == "gpu" else 0.0
+        vlm_cpus = min(1.0, cpus / 4)
+    plan = Plan(total_pages, todo_pages, "none", 0, None, 0.0, render_cpus, vlm_device, vlm_cpus)
+    if config.mode == "vlm":
+        return plan
+    paddle_gpus = gpus - vlm_gpus
+    use_gpu = p.device == "gpu" or (p.device == "auto" and paddle_gpus >= p.num_gpus and gpu_visible_anywhere(gpus))
+    free_cpus = cpus - render_cpus - v.replicas * vlm_cpus
     if use_gpu:
-        actors = p.actors or max(1, int(gpus / p.num_gpus))
+        actors = p.actors or max(1, int(paddle_gpus / p.num_gpus))
     else:
-        actors = p.actors or max(1, int((cpus - render_cpus) // p.num_cpus))
+        actors = p.actors or max(1, int(free_cpus // p.num_cpus))
     actors = max(1, min(actors, max(todo_pages, 1)))
-    actor_cpus = min(p.num_cpus, (cpus - render_cpus) / actors)
-    threads = p.cpu_threads or max(1, int(p.num_cpus if use_gpu else cpus // actors))
-    return Plan(total_pages, todo_pages, "gpu" if use_gpu else "cpu", actors, threads, actor_cpus, render_cpus)
+    plan.device, plan.actors = ("gpu" if use_gpu else "cpu"), actors
+    plan.actor_cpus = max(0.01, min(p.num_cpus, free_cpus / actors))
+    plan.cpu_threads = p.cpu_threads or max(1, int(p.num_cpus if use_gpu else max(free_cpus, 1) // actors))
+    return plan
 
 
 def gpu_visible_anywhere(gpus: float) -> bool:
@@ -120,17 +135,38 @@ def shape_output(batch: pa.Table, counter) -> pa.Table:
 
 
 def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counter) -> ray.data.Dataset:
-    p = config.paddle
+    p, mode = config.paddle, config.mode
     ds = pages.map(prepare_page, fn_kwargs={"config": config}, num_cpus=plan.render_cpus)
-    ocr_resources = {"num_gpus": p.num_gpus, "num_cpus": plan.actor_cpus} if plan.device == "gpu" else {"num_cpus": plan.actor_cpus}
-    ds = ds.map_batches(
-        PaddleOcrPredictor,
-        fn_constructor_kwargs={"config": config.model_dump(), "cpu_threads": plan.cpu_threads},
-        batch_size=p.batch_size,
-        batch_format="pandas",
-        compute=ray.data.ActorPoolStrategy(size=plan.actors),
-        **ocr_resources,
-    )
+    escalate = mode == "hybrid" and config.hybrid.escalate
+    if mode in ("paddle", "hybrid"):
+        ocr_resources = {"num_gpus": p.num_gpus} if plan.device == "gpu" else {}
+        ds = ds.map_batches(
+            PaddleOcrPredictor,
+            fn_constructor_kwargs={
+                "config": config.model_dump(), "cpu_threads": plan.cpu_threads,
+                "skip_routes": tuple(config.hybrid.vlm_routes) if mode == "hybrid" else (),
+                "keep_pixels_below": config.vlm.escalate_below if escalate else None,
+            },
+            batch_size=p.batch_size,
+            batch_format="pandas",
+            compute=ray.data.ActorPoolStrategy(size=plan.actors),
+            num_cpus=plan.actor_cpus,
+            **ocr_resources,
+        )
+    if mode in ("vlm", "hybrid"):
+        from actors.vlm import VlmPredictor, ray_remote_args
+
+        if plan.vlm_device == "gpu":
+            resources = ray_remote_args(config.vlm)
+        else:  # CPU engine (tests) or a remote server: no GPU to hold
+            resources = {"concurrency": config.vlm.replicas, "num_gpus": 0, "num_cpus": plan.vlm_cpus}
+        ds = ds.map_batches(
+            VlmPredictor,
+            fn_constructor_kwargs={"config": config.model_dump(), "escalate": escalate},
+            batch_size=config.vlm.batch_size,
+            batch_format="pandas",
+            **resources,
+        )
     return ds.map_batches(shape_output, fn_kwargs={"counter": counter}, batch_format="pyarrow", num_cpus=0.1)
 
 

@@ -9,7 +9,7 @@ import json
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: VLM columns (engine "vlm", hybrid confidences)
 PIPELINE_VERSION = "0.1.0"
 
 LINE = pa.struct(
@@ -30,11 +30,18 @@ OUTPUT_SCHEMA = pa.schema(
         ("page_count", pa.int32()),
         ("route", pa.string()),  # horizontal | vertical | table | photo | handwriting | blank | text_layer
         ("route_features", pa.string()),  # JSON object of the classifier's features
-        ("engine", pa.string()),  # paddleocr | text_layer | none
+        ("engine", pa.string()),  # paddleocr | vlm | text_layer | none
         ("model", pa.string()),  # e.g. PP-OCRv5_mobile_det+PP-OCRv5_mobile_rec (onnxruntime, cpu)
         ("text", pa.string()),  # page text in reading order
         ("lines", pa.list_(LINE)),  # in reading order
-        ("confidence", pa.float32()),  # character-weighted mean line score; null when nothing was read
+        ("confidence", pa.float32()),  # the winning engine's confidence, 0-1; null when nothing was read
+        ("paddle_confidence", pa.float32()),  # PaddleOCR's character-weighted mean line score
+        ("vlm_confidence", pa.float32()),  # VLM's mean generated-token probability
+        ("vlm_finish_reason", pa.string()),  # stop | length | repetition
+        ("vlm_prompt_tokens", pa.int32()),
+        ("vlm_output_tokens", pa.int32()),
+        ("vlm_attempts", pa.int32()),  # 1 + retries at stepped temperatures
+        ("vlm_problem", pa.string()),  # null | repetition | truncated (after all retries)
         ("width", pa.int32()),  # rendered image size in pixels
         ("height", pa.int32()),
         ("dpi", pa.float32()),  # effective DPI of the rendered image

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
@@ -9,10 +10,47 @@ from pathlib import Path
 
 import pymupdf
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL = Path(os.environ.get("HYBRIDOCR_EVAL", REPO.parent / "shared" / "eval"))
+# vLLM's CPU engine (tests only): set before Ray starts so that its workers inherit them.
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache
+os.environ.setdefault("VLLM_CACHE_ROOT", str(Path(os.environ.get("TMPDIR", "/tmp")) / "hybridocr-test-vllm-cache"))
+
+
+@functools.lru_cache(maxsize=1)
+def vllm_missing() -> str | None:
+    """Why vLLM cannot run here, or None. CI installs vllm-cpu (cluster/install.sh VLM=cpu)."""
+    try:
+        from actors.vlm import patch_cpu_torchvision
+
+        patch_cpu_torchvision()
+        import vllm  # noqa: F401
+    except Exception as e:  # ImportError, or a torch/torchvision mismatch
+        return f"vllm not importable ({type(e).__name__}: {str(e)[:120]}); CI installs vllm-cpu"
+    return None
+
+
+needs_vllm = pytest.mark.skipif(bool(vllm_missing()), reason=vllm_missing() or "")
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_dir(tmp_path_factory):
+    """The tiny random Qwen2.5-VL, built once per test session (a few seconds, no network)."""
+    if vllm_missing():
+        pytest.skip(vllm_missing())
+    from tests.tiny_vlm import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.getbasetemp() / "tiny-qwen2.5-vl")
+
+
+def tiny_vlm_config(model_dir: Path, **overrides) -> dict:
+    """VlmConfig fields for the tiny model on 2 CPU cores: small images, few tokens."""
+    return {
+        "model": str(model_dir), "dtype": "bfloat16", "enforce_eager": True, "max_model_len": 1024, "max_num_seqs": 8,
+        "min_pixels": 16 * 28 * 28, "max_pixels": 64 * 28 * 28, "max_tokens": 8, "max_retries": 1, **overrides,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -88,3 +126,20 @@ def make_bad_inputs(d: Path) -> dict[str, Path]:
         "corrupt": corrupt, "encrypted": d / "encrypted.pdf", "zero_pages": zero, "truncated": truncated,
         "unreadable": unreadable, "huge": huge, "empty": empty, "blank": d / "blank.png",
     }
+
+
+WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+
+
+def text_images(directory: Path, n: int) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    font = ImageFont.load_default(size=28)
+    paths = []
+    for i in range(n):
+        im = Image.new("RGB", (700, 300), "white")
+        draw = ImageDraw.Draw(im)
+        for row in range(3):
+            draw.text((30, 40 + 80 * row), f"page {i} line {row} {WORDS[(i + row) % len(WORDS)]}", fill="black", font=font)
+        paths.append(directory / f"page_{i:02d}.png")
+        im.save(paths[-1])
+    return paths

