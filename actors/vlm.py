@@ -239,7 +239,7 @@ def sampling_params(cfg: VlmConfig, temperature: float, attempt: int = 1, **over
 
     # logprobs=1 returns the sampled token's log-probability (raw, before temperature: comparable
     # across attempts); the seed moves with the attempt so a repeated temperature still draws anew.
-    kwargs = dict(temperature=temperature, max_tokens=cfg.max_tokens, logprobs=1, seed=cfg.seed + attempt)
+    kwargs = dict(temperature=temperature, max_tokens=cfg.max_tokens, logprobs=1, seed=cfg.seed + attempt, ignore_eos=cfg.ignore_eos)
     try:  # vLLM >= 0.32 stops a token loop early; older releases rely on looks_repetitive alone
         from vllm.sampling_params import RepetitionDetectionParams
     except ImportError:

@@ -117,10 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     exp.set_defaults(func=cmd_export)
 
     bench = sub.add_parser("bench", help="pages/min of the Ray job against a plain paddleocr loop on the same pages")
-    bench.add_argument("inputs", nargs="+", metavar="INPUT")
+    bench.add_argument("inputs", nargs="*", metavar="INPUT")
     bench.add_argument("--config")
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     bench.add_argument("--pages", type=int, default=None, help="use at most this many pages")
+    bench.add_argument("--mode", choices=["paddle", "vlm", "hybrid"], help="baseline: paddleocr loop (paddle) or raw vLLM (vlm)")
+    bench.add_argument("--synthetic", type=int, default=0, metavar="N", help="add N distinct generated A4 pages")
     bench.add_argument("--skip-baseline", action="store_true")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)

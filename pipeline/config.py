@@ -82,6 +82,7 @@ class VlmConfig(_Strict):
     prompt: str = DEFAULT_PROMPT
     max_tokens: int = Field(4096, ge=1, description="Largest number of generated tokens per page.")
     temperature: float = Field(0.0, ge=0, le=2, description="First attempt's temperature (0: greedy).")
+    ignore_eos: bool = Field(False, description="Always generate max_tokens (benchmarks with load_format: dummy).")
     min_pixels: int = Field(256 * 28 * 28, ge=4 * 28 * 28, description="Pages below this are upscaled (pixels).")
     max_pixels: int = Field(
         1280 * 28 * 28, ge=4 * 28 * 28, description="Pages above are downscaled; 1280*28*28 ≈ 1,300 visual tokens (A4 at 185 DPI ≈ 4,300)."
