@@ -106,7 +106,8 @@ def ray_job(pages_inputs: list[str], config) -> dict:
         "vlm_device": plan.vlm_device,
         "cpu_threads_per_actor": plan.cpu_threads, "mean_stage_seconds": report["mean_stage_seconds"],
         "cpu_percent": report["cpu_percent"], "peak_memory_mib": report["peak_memory_mib"],
-        "peak_gpu_memory_mib": report["peak_gpu_memory_mib"], "routes": report["routes"], "errors": report["errors"],
+        "peak_gpu_memory_mib": report["peak_gpu_memory_mib"], "mean_gpu_utilization_percent": report["mean_gpu_utilization_percent"],
+        "routes": report["routes"], "errors": report["errors"],
     }
 
 

@@ -72,7 +72,7 @@ def cmd_run(args) -> int:
     sampler.sample()
     ended = time.time()
     run = {"wall_seconds": ended - (plan.started or started), "total_seconds": round(ended - started, 1),
-           "pages_processed": plan.todo_pages, "device": plan.device,
+           "pages_processed": plan.todo_pages, "device": plan.device, "vlm_device": plan.vlm_device,
            "actors": plan.actors, "skipped_already_done": plan.total_pages - plan.todo_pages, **sampler.summary()}
     report = build_report(args.out, run)
     md = write_report(args.out, report)

@@ -23,6 +23,7 @@ class ResourceSampler:
         self.cpu_start = self._cpu_seconds()
         self.peak_rss = 0
         self.peak_gpu_mib: float | None = None
+        self.gpu_util: list[float] = []  # percent, one value per sample (mean over the GPUs)
         self.cpu_seconds = 0.0
 
     def _tree(self):
@@ -52,10 +53,11 @@ class ResourceSampler:
         self.cpu_seconds = max(self.cpu_seconds, self._cpu_seconds() - self.cpu_start)
         if shutil.which("nvidia-smi"):
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used,utilization.gpu", "--format=csv,noheader,nounits"],
                                      capture_output=True, text=True, timeout=5).stdout
-                used = sum(float(x) for x in out.split())
-                self.peak_gpu_mib = max(self.peak_gpu_mib or 0.0, used)
+                rows = [[float(x) for x in line.split(",")] for line in out.strip().splitlines()]
+                self.peak_gpu_mib = max(self.peak_gpu_mib or 0.0, sum(r[0] for r in rows))
+                self.gpu_util.append(sum(r[1] for r in rows) / len(rows))
             except (OSError, ValueError, subprocess.SubprocessError):
                 pass
 
@@ -66,6 +68,7 @@ class ResourceSampler:
             "cpus": psutil.cpu_count(),
             "peak_memory_mib": round(self.peak_rss / 2**20),
             "peak_gpu_memory_mib": self.peak_gpu_mib,
+            "mean_gpu_utilization_percent": round(sum(self.gpu_util) / len(self.gpu_util), 1) if self.gpu_util else None,
         }
 
 
@@ -90,6 +93,9 @@ def build_report(out_dir: Path, run: dict) -> dict:
         for k, v in sorted(routes.items())
     }
     errors = [r["error"] for r in rows if r["error"]]
+    engines: dict[str, int] = {}
+    for r in rows:
+        engines[r["engine"] or "none"] = engines.get(r["engine"] or "none", 0) + 1
     stage_means = {}
     for col in ("seconds_render", "seconds_classify", "seconds_ocr"):
         mean = pc.mean(table[col]).as_py()
@@ -103,6 +109,7 @@ def build_report(out_dir: Path, run: dict) -> dict:
         "wall_seconds": round(wall, 1),
         "pages_per_min": round(60 * processed / wall, 2) if wall and processed else None,
         "routes": per_route,
+        "engines": dict(sorted(engines.items())),
         "errors": len(errors),
         "error_examples": sorted(set(errors))[:10],
         "mean_stage_seconds": stage_means,
@@ -118,8 +125,10 @@ def report_markdown(report: dict) -> str:
         f"- speed: {report['pages_per_min']} pages/min ({report['wall_seconds']} s processing; "
         f"{report.get('total_seconds', '?')} s with start-up and discovery)",
         f"- errors: {report['errors']}",
+        f"- pages per engine: {', '.join(f'{k} {v}' for k, v in report['engines'].items())}",
     ]
-    for key in ("device", "actors", "cpu_percent", "cpus", "peak_memory_mib", "peak_gpu_memory_mib"):
+    for key in ("device", "actors", "vlm_device", "cpu_percent", "cpus", "peak_memory_mib", "peak_gpu_memory_mib",
+                "mean_gpu_utilization_percent"):
         if key in report:
             lines.append(f"- {key.replace('_', ' ')}: {report[key]}")
     lines += ["", "| route | pages | mean confidence |", "|---|---|---|"]
