@@ -16,6 +16,7 @@ import pandas as pd
 
 from actors.models import bundled_model_dir
 from pipeline.config import PaddleConfig, RunConfig
+from pipeline.prepare import page_pixels
 from pipeline.reading_order import detect_direction, order_lines, page_text
 from pipeline.schema import lines_to_json
 from pipeline.types import OcrLine
@@ -157,10 +158,7 @@ class PaddleOcrPredictor:
         return batch
 
     def _read(self, batch: pd.DataFrame, todo: list) -> None:
-        images = [
-            np.frombuffer(batch.at[i, "image"], dtype=np.uint8).reshape(int(batch.at[i, "height"]), int(batch.at[i, "width"]), 3)
-            for i in todo
-        ]
+        images = [page_pixels(batch.loc[i]) for i in todo]
         start = time.perf_counter()
         try:
             results = recognise(self.ocr, images)

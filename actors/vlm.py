@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from pipeline.config import VlmConfig
+from pipeline.prepare import page_pixels
 
 log = logging.getLogger(__name__)
 
@@ -396,10 +398,7 @@ class VlmPredictor:
         return batch
 
     def _read(self, batch: pd.DataFrame, todo: list) -> None:
-        images = [
-            np.frombuffer(batch.at[i, "image"], dtype=np.uint8).reshape(int(batch.at[i, "height"]), int(batch.at[i, "width"]), 3)
-            for i in todo
-        ]
+        images = [page_pixels(batch.loc[i]) for i in todo]
         start = time.perf_counter()
         results = self._generate(images)
         per_page = (time.perf_counter() - start) / len(todo)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline.config import load_config
 from pipeline.discover import expand_document
-from pipeline.prepare import prepare_page
+from pipeline.prepare import page_pixels, prepare_page
 from pipeline.sources import list_inputs
 
 
@@ -36,8 +36,7 @@ def baseline_loop(pages: list[dict], config) -> dict:
         out = prepare_page(row, config)
         if out["engine"] != "" or out["error"]:
             continue
-        image = np.frombuffer(out["image"], np.uint8).reshape(out["height"], out["width"], 3)
-        ocr.predict([np.ascontiguousarray(image[:, :, ::-1])])
+        ocr.predict([np.ascontiguousarray(page_pixels(out)[:, :, ::-1])])
         read += 1
     seconds = time.perf_counter() - start
     del ocr
@@ -47,7 +46,6 @@ def baseline_loop(pages: list[dict], config) -> dict:
 
 def raw_vllm(pages: list[dict], config) -> dict:
     """All pages in one `LLM.generate` call, no retries: raw vLLM on the same images and settings."""
-    import numpy as np
 
     from actors.vlm import build_request, load_engine, sampling_params
 
@@ -55,7 +53,7 @@ def raw_vllm(pages: list[dict], config) -> dict:
     for row in pages:
         out = prepare_page(row, config)
         if out["engine"] == "" and not out["error"]:
-            images.append(np.frombuffer(out["image"], np.uint8).reshape(out["height"], out["width"], 3))
+            images.append(page_pixels(out))
     start = time.perf_counter()
     engine = load_engine(config.vlm)
     loaded = time.perf_counter()

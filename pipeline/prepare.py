@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
+
 from pipeline.classify import classify_page
 from pipeline.config import RunConfig
 from pipeline.render import open_pdf_page, render_image_page, render_pdf_page
@@ -21,6 +23,11 @@ _DEFAULTS = {
     "lines_json": None, "confidence": None, "paddle_confidence": None, "width": None, "height": None, "dpi": None, "scale": None,
     "seconds_render": None, "seconds_classify": None, "seconds_ocr": None, "image": b"",
 }
+
+
+def page_pixels(row) -> np.ndarray:
+    """The RGB pixels `prepare_page` stored in a row (a dict or a pandas row) as an HxWx3 array."""
+    return np.frombuffer(row["image"], dtype=np.uint8).reshape(int(row["height"]), int(row["width"]), 3)
 
 
 def prepare_page(row: dict, config: RunConfig) -> dict:
