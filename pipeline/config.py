@@ -132,7 +132,9 @@ class RunConfig(_Strict):
     vlm: VlmConfig = VlmConfig()
     hybrid: HybridConfig = HybridConfig()
     render_num_cpus: float = Field(1.0, gt=0, description="CPUs per render/classify task.")
-    rows_per_file: int = Field(1000, ge=1, description="Largest number of page rows per Parquet file.")
+    rows_per_file: int = Field(
+        256, ge=1, description="Page rows gathered per Parquet file; a killed run recomputes at most this many per writer."
+    )
     ray_address: Optional[str] = Field(None, description="Ray cluster address; None: the job's cluster or a local embedded Ray.")
 
 

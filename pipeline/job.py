@@ -1,8 +1,12 @@
-"""The Ray Data job: discover → prepare (text layer, render, classify) → PaddleOCR pool → Parquet.
+"""The Ray Data job: discover → prepare (text layer, render, classify) → OCR pools → Parquet.
 
     files ──flat_map(expand_document)──> page rows ──map(prepare_page)──> pages with pixels
-          ──map_batches(PaddleOcrPredictor, ActorPoolStrategy)──> OCR rows
+          ──map_batches(PaddleOcrPredictor, ActorPoolStrategy)──> OCR rows     (paddle, hybrid)
+          ──map_batches(VlmPredictor, whole-GPU actors)──> VLM rows           (vlm, hybrid)
           ──map_batches(to_output_table)──> write_parquet(OUT_DIR/pages)
+
+Hybrid mode stays one linear stream: the PaddleOCR stage skips the routes the VLM reads and keeps
+the pixels of low-confidence pages; the VLM stage reads what is left and escalates those.
 
 Resume: pages already in OUT_DIR/pages are filtered out before any work; unreadable files left
 by a killed run are moved to OUT_DIR/broken/ and their pages recomputed. OUT_DIR may be local or
@@ -14,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -202,8 +207,6 @@ def run_job(inputs: list[str], out_dir: str | os.PathLike, config: RunConfig, *,
     if on_progress is None:
         _write(ds, out, config, todo)
         return plan
-    import threading
-
     finished = threading.Event()
     failure: list[BaseException] = []
 
