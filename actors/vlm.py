@@ -108,6 +108,7 @@ def load_engine(cfg: VlmConfig):
     # paddlex registers a vLLM plugin that needs its own extras and logs a traceback when it
     # fails to load; this engine uses no vLLM plugins.
     os.environ.setdefault("VLLM_PLUGINS", "")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # the CLI's progress line, not vLLM's per-step INFO
     from vllm import LLM
 
     kwargs = {}
