@@ -158,6 +158,9 @@ def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counte
             batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=plan.actors),
             num_cpus=plan.actor_cpus,
+            # Ray sets OMP_NUM_THREADS to a worker's CPU reservation (often 1); the pre- and
+            # post-processing (OpenCV, NumPy) should use the threads the plan gives inference.
+            runtime_env={"env_vars": {**_WORKER_ENV, "OMP_NUM_THREADS": str(plan.cpu_threads)}},
             **ocr_resources,
         )
     if mode in ("vlm", "hybrid"):
