@@ -30,6 +30,16 @@ def page_pixels(row) -> np.ndarray:
     return np.frombuffer(row["image"], dtype=np.uint8).reshape(int(row["height"]), int(row["width"]), 3)
 
 
+def _sized_for_vlm(image: np.ndarray, config: RunConfig, out: dict) -> np.ndarray:
+    """vlm mode: the pixels the model will see (qwen-vl-utils' smart_resize); the row's size, DPI and scale follow."""
+    from actors.vlm import resize_for_model
+
+    sized = np.asarray(resize_for_model(image, config.vlm))
+    factor = sized.shape[1] / image.shape[1]
+    out.update(width=sized.shape[1], height=sized.shape[0], dpi=out["dpi"] * factor, scale=out["scale"] * factor)
+    return sized
+
+
 def prepare_page(row: dict, config: RunConfig) -> dict:
     out = {**_DEFAULTS, **row}
     out["page_id"] = f"{row['doc_id']}:{row['page_index']}"
@@ -65,6 +75,8 @@ def prepare_page(row: dict, config: RunConfig) -> dict:
         if verdict.route == "blank":
             out.update(engine="none", text="", lines_json="[]")
         else:
+            if config.mode == "vlm":  # size for the model here, in parallel, not serially in the engine's actor
+                image = _sized_for_vlm(image, config, out)
             out["image"] = image.tobytes()
     except Exception as e:  # the page becomes an error row; the job goes on
         out.update(engine="none", image=b"", error=f"{stage}: {type(e).__name__}: {str(e)[:300]}")

@@ -61,3 +61,5 @@ def test_vlm_mode_reads_every_ocr_page(inputs, tiny_vlm_dir, ray_local, tmp_path
     assert len(ocr) == 3 and all(r["engine"] == "vlm" and r["paddle_confidence"] is None for r in ocr)
     assert all(r["vlm_finish_reason"] in ("length", "stop", "repetition") and r["vlm_attempts"] == 1 for r in ocr)
     assert all(r["model"].startswith(str(tiny_vlm_dir)) for r in ocr)
+    # sized for the model while rendering (in parallel), not in the engine's actor
+    assert all(r["width"] % 28 == 0 and r["height"] % 28 == 0 and r["width"] * r["height"] <= 64 * 28 * 28 for r in ocr)
