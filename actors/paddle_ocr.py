@@ -17,7 +17,7 @@ import pandas as pd
 from actors.models import bundled_model_dir
 from pipeline.config import PaddleConfig, RunConfig
 from pipeline.prepare import page_pixels
-from pipeline.reading_order import detect_direction, order_lines, page_text
+from pipeline.reading_order import detect_direction, read_page
 from pipeline.schema import lines_to_json
 from pipeline.types import OcrLine
 
@@ -129,7 +129,8 @@ def confidence(lines: list[OcrLine]) -> float | None:
 def shape_page(lines: list[OcrLine], route: str) -> tuple[str, list[OcrLine], float | None]:
     """Reading order for the page: vertical routes read right-to-left; others decided by box shapes."""
     direction = "vertical" if route == "vertical" else detect_direction(lines)
-    return page_text(lines, direction), order_lines(lines, direction), confidence(lines)
+    ordered, text = read_page(lines, direction)
+    return text, ordered, confidence(lines)
 
 
 class PaddleOcrPredictor:

@@ -273,7 +273,7 @@ def _ordered_blocks(lines: Sequence[OcrLine], direction: str) -> list[list[list[
 
 def order_lines(lines: Sequence[OcrLine], direction: str = "auto") -> list[OcrLine]:
     """Lines in reading order ("horizontal", "vertical", or "auto" = `detect_direction`)."""
-    return [ln for block in _ordered_blocks(lines, direction) for row in block for ln in row]
+    return read_page(lines, direction)[0]
 
 
 def _join(a: str, b: str) -> str:
@@ -285,8 +285,15 @@ def _join(a: str, b: str) -> str:
 
 def page_text(lines: Sequence[OcrLine], direction: str = "auto") -> str:
     """Ordered text: one output line per row (boxes of one row/column joined), blank line between blocks."""
+    return read_page(lines, direction)[1]
+
+
+def read_page(lines: Sequence[OcrLine], direction: str = "auto") -> tuple[list[OcrLine], str]:
+    """Both `order_lines` and `page_text` from one ordering pass."""
+    blocks = _ordered_blocks(lines, direction)
+    ordered = [ln for block in blocks for row in block for ln in row]
     out = []
-    for block in _ordered_blocks(lines, direction):
+    for block in blocks:
         rows = []
         for row in block:
             s = ""
@@ -294,4 +301,4 @@ def page_text(lines: Sequence[OcrLine], direction: str = "auto") -> str:
                 s = _join(s, ln.text.strip())
             rows.append(s)
         out.append("\n".join(rows))
-    return "\n\n".join(out)
+    return ordered, "\n\n".join(out)
