@@ -61,3 +61,40 @@ def bundled_model_dir(model_name: str, engine: str) -> str | None:
     """The local directory for `model_name` under `engine`, or None to let paddleocr download it."""
     found = _paddle_dir(model_name) if engine == "paddle" else _onnx_dir(model_name)
     return str(found) if found else None
+
+
+def ctc_argmax_model(onnx_path: str | os.PathLike) -> Path:
+    """A copy of a CTC recognition model whose outputs are (best class, its probability) per step.
+
+    The stock model returns the whole softmax (N x steps x 18,385 classes for PP-OCRv5: ~0.5 GB for
+    one batch of 64 lines), which is copied to the host and reduced there; with ArgMax/ReduceMax
+    appended the GPU does that and returns two small arrays. Same weights, same decisions.
+    """
+    import onnx
+    from onnx import helper
+
+    src = Path(onnx_path).resolve()
+    cache = Path(os.environ.get("HYBRIDOCR_CACHE", Path(tempfile.gettempdir()) / "hybridocr-cache")) / "models"
+    target = cache / f"{src.parent.name}-{src.stem}-{src.stat().st_size}-ctc-argmax.onnx"
+    if target.exists():
+        return target
+    model = onnx.load(str(src))
+    probs = model.graph.output[0].name
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    axis = len(model.graph.output[0].type.tensor_type.shape.dim) - 1
+    model.graph.node.append(helper.make_node("ArgMax", [probs], ["ctc_index"], axis=axis, keepdims=0))
+    if opset >= 18:
+        model.graph.initializer.append(helper.make_tensor("ctc_axes", onnx.TensorProto.INT64, [1], [axis]))
+        model.graph.node.append(helper.make_node("ReduceMax", [probs, "ctc_axes"], ["ctc_prob"], keepdims=0))
+    else:
+        model.graph.node.append(helper.make_node("ReduceMax", [probs], ["ctc_prob"], axes=[axis], keepdims=0))
+    del model.graph.output[:]
+    model.graph.output.extend([
+        helper.make_tensor_value_info("ctc_index", onnx.TensorProto.INT64, None),
+        helper.make_tensor_value_info("ctc_prob", onnx.TensorProto.FLOAT, None),
+    ])
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkstemp(dir=cache, suffix=".onnx")[1])
+    onnx.save(model, str(staging))
+    os.replace(staging, target)
+    return target

@@ -52,8 +52,38 @@ def model_label(cfg: PaddleConfig, device: str) -> str:
     return f"{cfg.det_model}+{cfg.rec_model} ({cfg.engine}, {device})"
 
 
-def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = None):
-    """paddleocr's OCR pipeline with detection + recognition only (no document unwarping)."""
+def onnx_engine_config(cfg: PaddleConfig, device: str, threads: int | None) -> dict:
+    """ONNX Runtime session settings (paddlex's `engine_config` keys) for every PaddleOCR model."""
+    config: dict = {
+        "log_severity_level": 3,  # errors only: shape-merge notices are noise
+        "enable_cpu_mem_arena": cfg.cpu_mem_arena,
+    }
+    if device == "gpu":
+        config["providers"] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        config["provider_options"] = [{"cudnn_conv_algo_search": cfg.cudnn_conv_algo_search}, {}]
+    if threads:
+        config["intra_op_num_threads"] = threads
+    return config
+
+
+def onnx_session(path, engine_config: dict):
+    """An ONNX Runtime session built from the same settings as paddlex's runner."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    for key in ("log_severity_level", "enable_cpu_mem_arena", "intra_op_num_threads"):
+        if key in engine_config:
+            setattr(options, key, engine_config[key])
+    providers = engine_config.get("providers", ["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers,
+                                provider_options=engine_config.get("provider_options", [{}] * len(providers)))
+
+
+def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = None, stock: bool = False):
+    """paddleocr's OCR pipeline with detection + recognition only (no document unwarping).
+
+    `stock`: paddleocr's defaults for everything but the models (the out-of-the-box baseline).
+    """
     from paddleocr import PaddleOCR
 
     logging.getLogger("paddlex").setLevel(logging.WARNING)  # no "Creating model" line per actor
@@ -61,36 +91,25 @@ def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = Non
     rec_dir = cfg.rec_model_dir or bundled_model_dir(cfg.rec_model, cfg.engine)
     if det_dir is None or rec_dir is None:
         log.warning("no bundled weights for %s/%s (%s): paddleocr will download them", cfg.det_model, cfg.rec_model, cfg.engine)
-    threads = cpu_threads or cfg.cpu_threads
-    kwargs = {}
+    models = dict(
+        text_detection_model_name=cfg.det_model, text_detection_model_dir=det_dir,
+        text_recognition_model_name=cfg.rec_model, text_recognition_model_dir=rec_dir,
+        use_doc_orientation_classify=False, use_doc_unwarping=False, use_textline_orientation=False,
+        device="gpu:0" if device == "gpu" else "cpu",
+    )
+    if stock:  # (paddlepaddle 3.3's oneDNN path crashes on CPU: off even here)
+        return PaddleOCR(**models, **({"engine": "onnxruntime"} if cfg.engine == "onnxruntime" else {"enable_mkldnn": False}))
+    kwargs: dict = {"enable_mkldnn": False}  # paddlepaddle 3.3's oneDNN path crashes on CPU
     if cfg.engine == "onnxruntime":
-        engine_config: dict = {
-            "log_severity_level": 3,  # errors only: shape-merge notices are noise
-            "enable_cpu_mem_arena": cfg.cpu_mem_arena,
-        }
-        if device == "gpu":
-            engine_config["providers"] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-            engine_config["provider_options"] = [{"cudnn_conv_algo_search": "DEFAULT"}, {}]
-        if threads:
-            engine_config["intra_op_num_threads"] = threads
-        kwargs.update(engine="onnxruntime", engine_config=engine_config)
-    else:
-        kwargs.update(enable_mkldnn=False)  # paddlepaddle 3.3's oneDNN path crashes on CPU
-        if threads:
-            kwargs["cpu_threads"] = threads
+        kwargs = {"engine": "onnxruntime", "engine_config": onnx_engine_config(cfg, device, cpu_threads or cfg.cpu_threads)}
+    elif cpu_threads or cfg.cpu_threads:
+        kwargs["cpu_threads"] = cpu_threads or cfg.cpu_threads
     return PaddleOCR(
-        text_detection_model_name=cfg.det_model,
-        text_detection_model_dir=det_dir,
-        text_recognition_model_name=cfg.rec_model,
-        text_recognition_model_dir=rec_dir,
-        use_doc_orientation_classify=False,
-        use_doc_unwarping=False,
-        use_textline_orientation=False,
         text_det_limit_side_len=cfg.det_limit_side_len,
         text_det_limit_type=cfg.det_limit_type,
         text_recognition_batch_size=cfg.rec_batch_size,
         text_rec_score_thresh=cfg.rec_score_thresh,
-        device="gpu:0" if device == "gpu" else "cpu",
+        **models,
         **kwargs,
     )
 
@@ -103,18 +122,28 @@ def _lines(result) -> list[OcrLine]:
     ]
 
 
-def recognise(ocr, images: list[np.ndarray]) -> list[list[OcrLine] | Exception]:
+def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None):
+    """BGR pages -> lines per page: paddleocr's own `predict`, or the batched reader (GPU default)."""
+    if cfg.reader == "batched" or (cfg.reader == "auto" and device == "gpu"):
+        from actors.paddle_batched import BatchedReader
+
+        engine_config = onnx_engine_config(cfg, device, threads) if cfg.engine == "onnxruntime" else None
+        return BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config)
+    return lambda pages: [_lines(r) for r in ocr.predict(pages)]
+
+
+def recognise(read, images: list[np.ndarray]) -> list[list[OcrLine] | Exception]:
     """OCR RGB pages in one batched call; if the batch fails, retry page by page to isolate the bad one."""
     bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in images]
     try:
-        return [_lines(r) for r in ocr.predict(bgr)]
+        return read(bgr)
     except Exception:
         if len(bgr) == 1:
             raise
     out: list[list[OcrLine] | Exception] = []
     for im in bgr:
         try:
-            out.append(_lines(ocr.predict([im])[0]))
+            out.append(read([im])[0])
         except Exception as e:  # one page's failure stays that page's error row
             out.append(e)
     return out
@@ -147,6 +176,7 @@ class PaddleOcrPredictor:
         self.device = resolve_device(self.cfg.paddle)
         self.model = model_label(self.cfg.paddle, self.device)
         self.ocr = load_paddleocr(self.cfg.paddle, self.device, cpu_threads)
+        self.read = make_reader(self.ocr, self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         todo = batch.index[batch["error"].isna() & (batch["engine"] == "") & ~batch["route"].isin(self.skip_routes)].tolist()
@@ -162,7 +192,7 @@ class PaddleOcrPredictor:
         images = [page_pixels(batch.loc[i]) for i in todo]
         start = time.perf_counter()
         try:
-            results = recognise(self.ocr, images)
+            results = recognise(self.read, images)
         except Exception as e:
             results = [e]
         per_page = (time.perf_counter() - start) / len(todo)

@@ -109,6 +109,8 @@ def load_engine(cfg: VlmConfig):
     # fails to load; this engine uses no vLLM plugins.
     os.environ.setdefault("VLLM_PLUGINS", "")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # the CLI's progress line, not vLLM's per-step INFO
+    if cfg.inline_engine:  # read when the engine is built: no spawned engine-core process (Ray actors must spawn)
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     from vllm import LLM
 
     kwargs = {}

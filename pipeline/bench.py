@@ -24,13 +24,13 @@ from pipeline.sources import list_inputs
 
 
 def baseline_loop(pages: list[dict], config) -> dict:
-    """The out-of-the-box way: one PaddleOCR pipeline, one page at a time, default threads."""
+    """The out-of-the-box way: paddleocr's defaults (same models), one page at a time."""
     import numpy as np
 
     from actors.paddle_ocr import load_paddleocr, resolve_device
 
     start = time.perf_counter()
-    ocr = load_paddleocr(config.paddle, resolve_device(config.paddle))
+    ocr = load_paddleocr(config.paddle, resolve_device(config.paddle), stock=True)
     read = 0
     for row in pages:
         out = prepare_page(row, config)
@@ -42,6 +42,45 @@ def baseline_loop(pages: list[dict], config) -> dict:
     del ocr
     gc.collect()
     return {"pages": len(pages), "ocr_pages": read, "seconds": round(seconds, 2), "pages_per_min": round(60 * len(pages) / seconds, 2)}
+
+
+def profile_reader(pages: list[dict], config) -> dict:
+    """One PaddleOCR reader in this process as the actors use it: seconds per step, pages/min, input shapes.
+
+    Pages are rendered first and not timed; `steady_pages_per_min` covers the second half of the
+    pages, after the first sight of most input shapes.
+    """
+    from collections import defaultdict
+
+    from actors.paddle_batched import BatchedReader, time_runners
+    from actors.paddle_ocr import load_paddleocr, make_reader, recognise, resolve_device
+
+    images = [page_pixels(o) for o in (prepare_page(r, config) for r in pages) if o["engine"] == "" and not o["error"]]
+    device = resolve_device(config.paddle)
+    start = time.perf_counter()
+    ocr = load_paddleocr(config.paddle, device)
+    read = make_reader(ocr, config.paddle, device)
+    timings = read.timings if isinstance(read, BatchedReader) else defaultdict(float)
+    if not isinstance(read, BatchedReader):
+        time_runners(ocr, timings)
+    load = time.perf_counter() - start
+    size, marks = config.paddle.batch_size, []
+    start = time.perf_counter()
+    for i in range(0, len(images), size):
+        recognise(read, images[i : i + size])
+        marks.append((i + len(images[i : i + size]), time.perf_counter() - start))
+    seconds = time.perf_counter() - start
+    half = next((m for m in marks if m[0] >= len(images) / 2), marks[-1]) if marks else (0, 0.0)
+    steady = (len(images) - half[0]) / max(seconds - half[1], 1e-9)
+    result = {
+        "reader": type(read).__name__ if isinstance(read, BatchedReader) else "PaddleOCR.predict", "device": device,
+        "pages": len(images), "load_seconds": round(load, 2), "seconds": round(seconds, 2),
+        "pages_per_min": round(60 * len(images) / max(seconds, 1e-9), 2), "steady_pages_per_min": round(60 * steady, 2),
+        "seconds_per_page": {k: round(v / max(len(images), 1), 4) for k, v in sorted(timings.items()) if k != "pages"},
+    }
+    if isinstance(read, BatchedReader):
+        result["input_shapes"] = {k: len(v) for k, v in read.shapes.items()}
+    return result
 
 
 def raw_vllm(pages: list[dict], config) -> dict:
@@ -69,23 +108,29 @@ def raw_vllm(pages: list[dict], config) -> dict:
             "prompt_tokens_per_page": round(sum(len(o.prompt_token_ids) for o in outs) / max(len(outs), 1))}
 
 
-def synthetic_pages(n: int, directory: Path, dpi: int) -> list[str]:
-    """N distinct A4 pages as PNG images (no text layer), each with its own text."""
+def synthetic_page(i: int, directory: Path, dpi: int) -> str:
+    """Page i of the synthetic set: an A4 page as a PNG image (no text layer) with its own text."""
     import pymupdf
 
-    directory.mkdir(parents=True, exist_ok=True)
     words = "page text batch scan ocr ray engine column table report figure line number word".split()
-    paths = []
-    for i in range(n):
-        doc = pymupdf.open()
-        page = doc.new_page(width=595, height=842)
-        page.insert_text((60, 70), f"Benchmark page {i}", fontsize=16)
-        body = " ".join(words[(i * 7 + k * 3) % len(words)] + str((i * 31 + k) % 997) for k in range(420))
-        page.insert_textbox(pymupdf.Rect(60, 90, 535, 800), body, fontsize=10)
-        path = directory / f"bench_{i:04d}.png"
-        page.get_pixmap(dpi=dpi).save(path)
-        paths.append(str(path))
-    return paths
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.insert_text((60, 70), f"Benchmark page {i}", fontsize=16)
+    body = " ".join(words[(i * 7 + k * 3) % len(words)] + str((i * 31 + k) % 997) for k in range(420))
+    page.insert_textbox(pymupdf.Rect(60, 90, 535, 800), body, fontsize=10)
+    path = directory / f"bench_{i:04d}.png"
+    page.get_pixmap(dpi=dpi).save(path)
+    return str(path)
+
+
+def synthetic_pages(n: int, directory: Path, dpi: int) -> list[str]:
+    """N distinct A4 pages (made in parallel processes)."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(max(1, min(os.cpu_count() or 1, n // 8))) as pool:
+        return list(pool.map(synthetic_page, range(n), [directory] * n, [dpi] * n, chunksize=8))
 
 
 def ray_job(pages_inputs: list[str], config) -> dict:
@@ -124,15 +169,29 @@ def main(args) -> int:
         keep = {p["source"] for p in pages}
         files = [f for f in files if f in keep]
     result = {"pages": len(pages), "config": config.model_dump()}
+    if args.profile:
+        result["profile"] = prof = profile_reader(pages, config)
+        print(f"profile ({prof['reader']}, {prof['device']}): {prof['pages_per_min']} pages/min, "
+              f"{prof['steady_pages_per_min']} after warm-up; seconds/page {prof['seconds_per_page']}", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return 0
     if not args.skip_baseline:
         if config.mode == "vlm":
             result["baseline"] = raw_vllm(pages, config)
             print(f"baseline (raw vllm.LLM.generate): {result['baseline']['pages_per_min']} pages/min", flush=True)
         else:
-            result["baseline"] = baseline_loop(pages, config)
+            result["baseline"] = baseline_loop(pages[: args.baseline_pages or len(pages)], config)
             print(f"baseline (plain paddleocr loop): {result['baseline']['pages_per_min']} pages/min", flush=True)
     result["ray_job"] = ray_job(files, config)
     job = result["ray_job"]
+    if config.mode == "vlm":  # the engines' own time: one actor's generate calls, no engine start
+        ocr = job["mean_stage_seconds"].get("seconds_ocr")
+        job["generate_pages_per_min"] = round(60 / ocr, 2) if ocr else None
+        if "baseline" in result:
+            base = result["baseline"]
+            base["generate_pages_per_min"] = round(60 * base["pages"] / (base["seconds"] - base["load_seconds"]), 2)
+            print(f"without engine start: raw {base['generate_pages_per_min']}, ray job {job['generate_pages_per_min']} pages/min")
     print(f"ray job ({config.mode}): {job['pages_per_min']} pages/min (paddle: {job['actors']} actors x "
           f"{job['cpu_threads_per_actor']} threads on {job['device']}; vlm: {job['vlm_device']})")
     if "baseline" in result:

@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--mode", choices=["paddle", "vlm", "hybrid"], help="baseline: paddleocr loop (paddle) or raw vLLM (vlm)")
     bench.add_argument("--synthetic", type=int, default=0, metavar="N", help="add N distinct generated A4 pages")
     bench.add_argument("--skip-baseline", action="store_true")
+    bench.add_argument("--baseline-pages", type=int, default=None, metavar="N", help="time the baseline on the first N pages only (the slow out-of-the-box loop)")
+    bench.add_argument("--profile", action="store_true",
+                       help="paddle: run one reader in this process and print seconds per step (det, crop, rec, inference) instead")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)
 

@@ -62,6 +62,15 @@ class PaddleConfig(_Strict):
         "(~2.5 GB on 300 DPI scans); turn off where memory is tighter than time.",
     )
     rec_score_thresh: float = Field(0.0, ge=0, le=1, description="Drop recognised lines below this score.")
+    reader: Literal["auto", "pipeline", "batched"] = Field(
+        "auto",
+        description="pipeline: paddleocr's predict, page by page; batched: the same models with padded shapes and "
+        "lines of all pages recognised together (actors/paddle_batched.py); auto: batched on a GPU, pipeline on a CPU.",
+    )
+    det_pad: int = Field(128, ge=32, multiple_of=32, description="batched reader: pages are padded to a multiple of this many pixels.")
+    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
+        "HEURISTIC", description="ONNX Runtime CUDA provider: how cuDNN picks convolution algorithms for each new input shape."
+    )
 
 
 DEFAULT_PROMPT = (
@@ -101,6 +110,10 @@ class VlmConfig(_Strict):
     )
     replicas: int = Field(1, ge=1, description="Engines (actors) in the pool.")
     enforce_eager: bool = Field(False, description="Skip CUDA graphs / compilation (faster start, slower decode).")
+    inline_engine: bool = Field(
+        False, description="Run vLLM's engine core inside the actor's process (VLLM_ENABLE_V1_MULTIPROCESSING=0): "
+        "no engine process to spawn at start; output handling no longer overlaps the GPU steps."
+    )
     seed: int = 0
     server_url: str | None = Field(None, description="OpenAI-compatible endpoint (http://host:8000/v1); None: in-process engine.")
     api_key: str = Field("EMPTY", description="Key sent to server_url.")

@@ -1,0 +1,189 @@
+"""PaddleOCR's own detection and recognition models, driven for throughput on a GPU.
+
+`PaddleOCR.predict` detects one page, then recognises that page's lines in batches as wide as the
+widest line of the batch. On a GPU, ONNX Runtime's cuDNN searches convolution algorithms for every
+new input shape (0.1-1 s; a shape seen before costs milliseconds), and nearly every batch has a
+new shape. `BatchedReader` runs the same loaded models and the same pre/post-processing code with:
+
+- pages padded with white at the bottom and right to a multiple of `det_pad` pixels, so detection
+  sees a handful of shapes, and pages of one size go through detection as one batch;
+- the lines of every page in the call sorted by width and recognised together, each batch padded
+  to a width bucket (four per octave) and to the full batch size, so recognition sees a few
+  dozen shapes in a whole run.
+
+Box coordinates are those of the unpadded page. `timings` adds up seconds per step (the profile
+that `hybridocr bench --profile` prints).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.types import OcrLine
+
+
+def width_bucket(width: int, cap: int = 3200) -> int:
+    """Smallest bucket ≥ width: steps of 1/4 of the octave (…, 320, 384, 448, 512, 640, 768, …)."""
+    if width <= 32:
+        return 32
+    step = (1 << (width - 1).bit_length()) // 8  # an eighth of the next power of two = a quarter octave
+    return min(-(-width // step) * step, max(cap, width))
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int, value: int = 255) -> np.ndarray:
+    """Pad an HxWxC page at the bottom and right to multiples of `multiple` (white by default)."""
+    h, w = image.shape[:2]
+    H, W = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    if (H, W) == (h, w):
+        return image
+    out = np.full((H, W) + image.shape[2:], value, dtype=image.dtype)
+    out[:h, :w] = image
+    return out
+
+
+class TimedRunner:
+    """Wraps a paddlex inference runner: adds up the seconds spent in it (and pads, if asked)."""
+
+    def __init__(self, runner, timings: dict, key: str, pad_batch: int | None = None, max_width: int = 3200):
+        self.runner, self.timings, self.key = runner, timings, key
+        self.pad_batch, self.max_width = pad_batch, max_width
+        self.shapes: set = set()
+
+    def __call__(self, x=None, **kwargs):
+        x = kwargs.pop("x") if x is None else x
+        if self.pad_batch is not None:
+            x, n = self._pad(x[0] if isinstance(x, (list, tuple)) else x)
+        start = time.perf_counter()
+        out = self.runner(x=x, **kwargs)
+        self.timings[self.key] += time.perf_counter() - start
+        self.shapes.add(tuple(x[0].shape))
+        return [o[:n] for o in out] if self.pad_batch is not None else out
+
+    def _pad(self, batch: np.ndarray):
+        """Recognition batch (N, C, 48, W) → (max(N, pad_batch), C, 48, bucket(W)); paddlex itself pads with zeros."""
+        n, c, h, w = batch.shape
+        N, W = max(n, self.pad_batch), width_bucket(w, self.max_width)
+        if (N, W) == (n, w):
+            return [batch], n
+        padded = np.zeros((N, c, h, W), dtype=batch.dtype)
+        padded[:n, :, :, :w] = batch
+        return [padded], n
+
+    def __getattr__(self, name):
+        return getattr(self.runner, name)
+
+
+def pipeline_parts(ocr):
+    """The loaded models inside paddleocr's OCR pipeline (paddleocr 3.x / paddlex 3.x layout)."""
+    inner = getattr(ocr.paddlex_pipeline, "_pipeline", ocr.paddlex_pipeline)
+    return inner, inner.text_det_model, inner.text_rec_model
+
+
+def time_runners(ocr, timings: dict) -> None:
+    """Profile only: time the det and rec runners of paddleocr's own pipeline (no padding)."""
+    _, det, rec = pipeline_parts(ocr)
+    det.runner = TimedRunner(det.runner, timings, "det_infer")
+    rec.runner = TimedRunner(rec.runner, timings, "rec_infer")
+
+
+class BatchedReader:
+    """Reads pages (BGR arrays) with the models of a loaded `PaddleOCR`; returns the lines per page.
+
+    With ONNX Runtime (`engine_config` given) recognition runs on a copy of the model that reduces
+    its softmax on the device (actors/models.py: `ctc_argmax_model`), in a session with the same
+    settings; with paddlepaddle it goes through paddlex's own recogniser, padded the same way.
+    """
+
+    def __init__(self, ocr, rec_batch_size: int, det_pad: int = 128, score_thresh: float = 0.0, engine_config: dict | None = None):
+        self.inner, self.det, self.rec = pipeline_parts(ocr)
+        self.rec_batch_size, self.det_pad, self.score_thresh = rec_batch_size, det_pad, score_thresh
+        self.timings: dict = defaultdict(float)
+        self.det.runner = TimedRunner(self.det.runner, self.timings, "det_infer")
+        self.max_width = getattr(self.rec.pre_tfs.get("ReisizeNorm"), "max_imgW", 3200)
+        self.rec_shapes: set = set()
+        self.session = None
+        if engine_config is not None:
+            from actors.models import ctc_argmax_model
+            from actors.paddle_ocr import onnx_session
+
+            runner = self.rec.runner
+            self.session = onnx_session(ctc_argmax_model(Path(runner.model_dir) / f"{runner.model_file_prefix}.onnx"), engine_config)
+            self.input_name = self.session.get_inputs()[0].name
+        else:
+            self.rec.runner = TimedRunner(self.rec.runner, self.timings, "rec_infer", rec_batch_size, self.max_width)
+
+    @property
+    def shapes(self) -> dict:
+        rec = self.rec_shapes if self.session is not None else self.rec.runner.shapes
+        return {"det": sorted(self.det.runner.shapes), "rec": sorted(rec)}
+
+    def __call__(self, pages: list[np.ndarray]) -> list[list[OcrLine]]:
+        t = self.timings
+        start = time.perf_counter()
+        padded = [pad_to_multiple(p, self.det_pad) for p in pages]
+        groups: dict = defaultdict(list)
+        for i, p in enumerate(padded):
+            groups[p.shape].append(i)
+        polys: list = [[] for _ in pages]
+        for members in groups.values():
+            found = self.det([padded[i] for i in members], batch_size=len(members))
+            for i, res in zip(members, found):
+                if len(res["dt_polys"]):
+                    polys[i] = self.inner._sort_boxes(res["dt_polys"])
+        t["det"] += time.perf_counter() - start
+        start = time.perf_counter()
+        crops, owners = [], []
+        for i, page_polys in enumerate(polys):
+            if not len(page_polys):
+                continue
+            for crop, poly in zip(self.inner._crop_by_polys(padded[i], page_polys), page_polys):
+                if crop.size and crop.shape[0] > 0 and crop.shape[1] > 0:
+                    crops.append(crop)
+                    owners.append((i, poly))
+        t["crop"] += time.perf_counter() - start
+        start = time.perf_counter()
+        recognised = self._recognise(crops)
+        t["rec"] += time.perf_counter() - start
+        out: list[list[OcrLine]] = [[] for _ in pages]
+        for (i, poly), (text, score) in zip(owners, recognised):
+            if score >= self.score_thresh and text.strip():
+                h, w = pages[i].shape[:2]
+                box = np.clip(np.asarray(poly, dtype=float), 0, [w, h]).tolist()
+                out[i].append(OcrLine(box, text, float(score)))
+        t["pages"] += len(pages)
+        return out
+
+    def _recognise(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        """(text, score) per crop; crops of similar width share a batch."""
+        order = sorted(range(len(crops)), key=lambda k: crops[k].shape[1] / crops[k].shape[0])
+        result: list = [None] * len(crops)
+        size = self.rec_batch_size
+        for b in range(0, len(order), size):
+            members = order[b : b + size]
+            batch = [crops[k] for k in members]
+            if self.session is None:
+                found = [(r["rec_text"], r["rec_score"]) for r in self.rec(batch, batch_size=len(batch))]
+            else:
+                found = self._run_session(batch)
+            for k, res in zip(members, found):
+                result[k] = res
+        return result
+
+    def _run_session(self, batch: list[np.ndarray]) -> list[tuple[str, float]]:
+        """paddlex's own reading and resizing, one padded (batch, bucket) shape, its CTC decoding."""
+        images = self.rec.pre_tfs["ReisizeNorm"](imgs=self.rec.pre_tfs["Read"](imgs=batch))
+        c, h = images[0].shape[:2]
+        width = width_bucket(max(im.shape[2] for im in images), self.max_width)
+        x = np.zeros((max(len(images), self.rec_batch_size), c, h, width), dtype=np.float32)
+        for j, im in enumerate(images):
+            x[j, :, :, : im.shape[2]] = im
+        self.rec_shapes.add(x.shape)
+        start = time.perf_counter()
+        index, prob = self.session.run(None, {self.input_name: x})
+        self.timings["rec_infer"] += time.perf_counter() - start
+        n = len(images)
+        return [(text, float(score)) for text, score in self.rec.post_op.decode(index[:n], prob[:n], is_remove_duplicate=True)]
