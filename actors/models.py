@@ -74,8 +74,7 @@ def ctc_argmax_model(onnx_path: str | os.PathLike) -> Path:
     from onnx import helper
 
     src = Path(onnx_path).resolve()
-    cache = Path(os.environ.get("HYBRIDOCR_CACHE", Path(tempfile.gettempdir()) / "hybridocr-cache")) / "models"
-    target = cache / f"{src.parent.name}-{src.stem}-{src.stat().st_size}-ctc-argmax.onnx"
+    target = _cache_dir() / f"{src.parent.name}-{src.stem}-{src.stat().st_size}-ctc-argmax.onnx"
     if target.exists():
         return target
     model = onnx.load(str(src))
@@ -93,8 +92,39 @@ def ctc_argmax_model(onnx_path: str | os.PathLike) -> Path:
         helper.make_tensor_value_info("ctc_index", onnx.TensorProto.INT64, None),
         helper.make_tensor_value_info("ctc_prob", onnx.TensorProto.FLOAT, None),
     ])
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkstemp(dir=cache, suffix=".onnx")[1])
-    onnx.save(model, str(staging))
-    os.replace(staging, target)
+    _save_atomically(model, target)
     return target
+
+
+def float16_model(onnx_path: str | os.PathLike) -> Path:
+    """A float16 copy of an ONNX model (inputs and outputs stay float32), for GPUs' tensor cores.
+
+    Needs onnxconverter-common (`pip install onnxconverter-common`).
+    """
+    import onnx
+
+    try:
+        from onnxconverter_common import float16
+    except ImportError:
+        raise RuntimeError("paddle.fp16 needs onnxconverter-common: pip install onnxconverter-common") from None
+    src = Path(onnx_path).resolve()
+    target = _cache_dir() / f"{src.stem}-{src.stat().st_size}-fp16.onnx"
+    if not target.exists():
+        model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+        _save_atomically(model, target)
+    return target
+
+
+def _cache_dir() -> Path:
+    path = Path(os.environ.get("HYBRIDOCR_CACHE", Path(tempfile.gettempdir()) / "hybridocr-cache")) / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _save_atomically(model, target: Path) -> None:
+    import onnx
+
+    fd, staging = tempfile.mkstemp(dir=target.parent, suffix=".onnx")
+    os.close(fd)
+    onnx.save(model, staging)
+    os.replace(staging, target)

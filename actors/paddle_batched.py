@@ -77,6 +77,17 @@ class TimedRunner:
         return getattr(self.runner, name)
 
 
+class SessionRunner:
+    """Stands in for a paddlex runner: the same call, on an ONNX Runtime session of ours."""
+
+    def __init__(self, session):
+        self.session, self.input_name = session, session.get_inputs()[0].name
+
+    def __call__(self, x=None, **kwargs):
+        x = kwargs.pop("x") if x is None else x
+        return self.session.run(None, {self.input_name: x[0] if isinstance(x, (list, tuple)) else x})
+
+
 def pipeline_parts(ocr):
     """The loaded models inside paddleocr's OCR pipeline (paddleocr 3.x / paddlex 3.x layout)."""
     inner = getattr(ocr.paddlex_pipeline, "_pipeline", ocr.paddlex_pipeline)
@@ -98,23 +109,30 @@ class BatchedReader:
     settings; with paddlepaddle it goes through paddlex's own recogniser, padded the same way.
     """
 
-    def __init__(self, ocr, rec_batch_size: int, det_pad: int = 128, score_thresh: float = 0.0, engine_config: dict | None = None):
+    def __init__(self, ocr, rec_batch_size: int, det_pad: int = 128, score_thresh: float = 0.0,
+                 engine_config: dict | None = None, det_batch_size: int = 4, fp16: bool = False):
         self.inner, self.det, self.rec = pipeline_parts(ocr)
         self.rec_batch_size, self.det_pad, self.score_thresh = rec_batch_size, det_pad, score_thresh
+        self.det_batch_size = det_batch_size
         self.timings: dict = defaultdict(float)
-        self.det.runner = TimedRunner(self.det.runner, self.timings, "det_infer")
         self.max_width = getattr(self.rec.pre_tfs.get("ReisizeNorm"), "max_imgW", 3200)
         self.rec_shapes: set = set()
         self.session = None
+        det_runner = self.det.runner
         if engine_config is not None:
-            from actors.models import ctc_argmax_model
+            from actors.models import ctc_argmax_model, float16_model
             from actors.paddle_ocr import onnx_session
 
-            runner = self.rec.runner
-            self.session = onnx_session(ctc_argmax_model(Path(runner.model_dir) / f"{runner.model_file_prefix}.onnx"), engine_config)
+            def path(runner, change=lambda p: p):
+                found = change(Path(runner.model_dir) / f"{runner.model_file_prefix}.onnx")
+                return float16_model(found) if fp16 else found
+
+            det_runner = SessionRunner(onnx_session(path(det_runner), engine_config))
+            self.session = onnx_session(path(self.rec.runner, ctc_argmax_model), engine_config)
             self.input_name = self.session.get_inputs()[0].name
         else:
             self.rec.runner = TimedRunner(self.rec.runner, self.timings, "rec_infer", rec_batch_size, self.max_width)
+        self.det.runner = TimedRunner(det_runner, self.timings, "det_infer")
 
     @property
     def shapes(self) -> dict:
@@ -129,7 +147,8 @@ class BatchedReader:
         for i, p in enumerate(padded):
             groups[p.shape].append(i)
         polys: list = [[] for _ in pages]
-        for members in groups.values():
+        size = self.det_batch_size
+        for members in (group[b : b + size] for group in groups.values() for b in range(0, len(group), size)):
             found = self.det([padded[i] for i in members], batch_size=len(members))
             for i, res in zip(members, found):
                 if len(res["dt_polys"]):

@@ -52,15 +52,34 @@ def model_label(cfg: PaddleConfig, device: str) -> str:
     return f"{cfg.det_model}+{cfg.rec_model} ({cfg.engine}, {device})"
 
 
-def onnx_engine_config(cfg: PaddleConfig, device: str, threads: int | None) -> dict:
-    """ONNX Runtime session settings (paddlex's `engine_config` keys) for every PaddleOCR model."""
+def total_gpu_gb() -> float | None:
+    """Memory of the first visible GPU in GiB (nvidia-smi), None when unknown."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout.split()
+        return float(out[0]) / 1024 if out else None
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def onnx_engine_config(cfg: PaddleConfig, device: str, threads: int | None, share: float = 0.5) -> dict:
+    """ONNX Runtime session settings (paddlex's `engine_config` keys) for a PaddleOCR model.
+
+    `share`: this model's part of the actor's GPU memory cap (detection and recognition each get one arena).
+    """
     config: dict = {
         "log_severity_level": 3,  # errors only: shape-merge notices are noise
         "enable_cpu_mem_arena": cfg.cpu_mem_arena,
     }
     if device == "gpu":
+        cuda = {"cudnn_conv_algo_search": cfg.cudnn_conv_algo_search, "arena_extend_strategy": "kSameAsRequested"}
+        cap = cfg.gpu_memory_gb or (cfg.num_gpus * total_gpu_gb() if total_gpu_gb() else None)
+        if cap:  # split between the two models' arenas; several actors share one card
+            cuda["gpu_mem_limit"] = str(int(cap * share * 2**30))
         config["providers"] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        config["provider_options"] = [{"cudnn_conv_algo_search": cfg.cudnn_conv_algo_search}, {}]
+        config["provider_options"] = [cuda, {}]
     if threads:
         config["intra_op_num_threads"] = threads
     return config
@@ -127,8 +146,8 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None)
     if cfg.reader == "batched" or (cfg.reader == "auto" and device == "gpu"):
         from actors.paddle_batched import BatchedReader
 
-        engine_config = onnx_engine_config(cfg, device, threads) if cfg.engine == "onnxruntime" else None
-        return BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config)
+        engine_config = onnx_engine_config(cfg, device, threads, share=0.5) if cfg.engine == "onnxruntime" else None
+        return BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size, cfg.fp16)
     return lambda pages: [_lines(r) for r in ocr.predict(pages)]
 
 
