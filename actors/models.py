@@ -96,25 +96,6 @@ def ctc_argmax_model(onnx_path: str | os.PathLike) -> Path:
     return target
 
 
-def float16_model(onnx_path: str | os.PathLike) -> Path:
-    """A float16 copy of an ONNX model (inputs and outputs stay float32), for GPUs' tensor cores.
-
-    Needs onnxconverter-common (`pip install onnxconverter-common`).
-    """
-    import onnx
-
-    try:
-        from onnxconverter_common import float16
-    except ImportError:
-        raise RuntimeError("paddle.fp16 needs onnxconverter-common: pip install onnxconverter-common") from None
-    src = Path(onnx_path).resolve()
-    target = _cache_dir() / f"{src.stem}-{src.stat().st_size}-fp16.onnx"
-    if not target.exists():
-        model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-        _save_atomically(model, target)
-    return target
-
-
 def _cache_dir() -> Path:
     path = Path(os.environ.get("HYBRIDOCR_CACHE", Path(tempfile.gettempdir()) / "hybridocr-cache")) / "models"
     path.mkdir(parents=True, exist_ok=True)

@@ -48,25 +48,25 @@ def pad_to_multiple(image: np.ndarray, multiple: int, value: int = 255) -> np.nd
 class TimedRunner:
     """Wraps a paddlex inference runner: adds up the seconds spent in it (and pads, if asked)."""
 
-    def __init__(self, runner, timings: dict, key: str, pad_batch: int | None = None, max_width: int = 3200):
+    def __init__(self, runner, timings: dict, key: str, pad: bool = False, max_width: int = 3200):
         self.runner, self.timings, self.key = runner, timings, key
-        self.pad_batch, self.max_width = pad_batch, max_width
+        self.pad, self.max_width = pad, max_width
         self.shapes: set = set()
 
     def __call__(self, x=None, **kwargs):
         x = kwargs.pop("x") if x is None else x
-        if self.pad_batch is not None:
+        if self.pad:
             x, n = self._pad(x[0] if isinstance(x, (list, tuple)) else x)
         start = time.perf_counter()
         out = self.runner(x=x, **kwargs)
         self.timings[self.key] += time.perf_counter() - start
         self.shapes.add(tuple(x[0].shape))
-        return [o[:n] for o in out] if self.pad_batch is not None else out
+        return [o[:n] for o in out] if self.pad else out
 
     def _pad(self, batch: np.ndarray):
-        """Recognition batch (N, C, 48, W) → (max(N, pad_batch), C, 48, bucket(W)); paddlex itself pads with zeros."""
+        """Recognition batch (N, C, 48, W) → (next power of two ≥ N, C, 48, bucket(W)); paddlex itself pads with zeros."""
         n, c, h, w = batch.shape
-        N, W = max(n, self.pad_batch), width_bucket(w, self.max_width)
+        N, W = max(4, 1 << (n - 1).bit_length()), width_bucket(w, self.max_width)
         if (N, W) == (n, w):
             return [batch], n
         padded = np.zeros((N, c, h, W), dtype=batch.dtype)
@@ -110,7 +110,7 @@ class BatchedReader:
     """
 
     def __init__(self, ocr, rec_batch_size: int, det_pad: int = 128, score_thresh: float = 0.0,
-                 engine_config: dict | None = None, det_batch_size: int = 4, fp16: bool = False):
+                 engine_config: dict | None = None, det_batch_size: int = 4):
         self.inner, self.det, self.rec = pipeline_parts(ocr)
         self.rec_batch_size, self.det_pad, self.score_thresh = rec_batch_size, det_pad, score_thresh
         self.det_batch_size = det_batch_size
@@ -120,18 +120,17 @@ class BatchedReader:
         self.session = None
         det_runner = self.det.runner
         if engine_config is not None:
-            from actors.models import ctc_argmax_model, float16_model
+            from actors.models import ctc_argmax_model
             from actors.paddle_ocr import onnx_session
 
-            def path(runner, change=lambda p: p):
-                found = change(Path(runner.model_dir) / f"{runner.model_file_prefix}.onnx")
-                return float16_model(found) if fp16 else found
+            def path(runner) -> Path:
+                return Path(runner.model_dir) / f"{runner.model_file_prefix}.onnx"
 
             det_runner = SessionRunner(onnx_session(path(det_runner), engine_config))
-            self.session = onnx_session(path(self.rec.runner, ctc_argmax_model), engine_config)
+            self.session = onnx_session(ctc_argmax_model(path(self.rec.runner)), engine_config)
             self.input_name = self.session.get_inputs()[0].name
         else:
-            self.rec.runner = TimedRunner(self.rec.runner, self.timings, "rec_infer", rec_batch_size, self.max_width)
+            self.rec.runner = TimedRunner(self.rec.runner, self.timings, "rec_infer", True, self.max_width)
         self.det.runner = TimedRunner(det_runner, self.timings, "det_infer")
 
     @property
@@ -177,27 +176,38 @@ class BatchedReader:
         return out
 
     def _recognise(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
-        """(text, score) per crop; crops of similar width share a batch."""
+        """(text, score) per crop; crops of similar width share a batch, fewer per batch as lines get wider."""
         order = sorted(range(len(crops)), key=lambda k: crops[k].shape[1] / crops[k].shape[0])
         result: list = [None] * len(crops)
-        size = self.rec_batch_size
-        for b in range(0, len(order), size):
-            members = order[b : b + size]
-            batch = [crops[k] for k in members]
+        batches, batch = [], []
+        for k in order:  # ascending width: a batch ends when the widest line's cap is reached
+            if batch and len(batch) >= self.batch_for(crops[k]):
+                batches.append(batch)
+                batch = []
+            batch.append(k)
+        batches += [batch] if batch else []
+        for members in batches:
+            images = [crops[k] for k in members]
             if self.session is None:
-                found = [(r["rec_text"], r["rec_score"]) for r in self.rec(batch, batch_size=len(batch))]
+                found = [(r["rec_text"], r["rec_score"]) for r in self.rec(images, batch_size=len(images))]
             else:
-                found = self._run_session(batch)
+                found = self._run_session(images, self.batch_for(images[-1]))
             for k, res in zip(members, found):
                 result[k] = res
         return result
 
-    def _run_session(self, batch: list[np.ndarray]) -> list[tuple[str, float]]:
+    def batch_for(self, crop: np.ndarray) -> int:
+        """Lines per recognition batch for lines as wide as this crop: the recogniser's attention
+        grows with the square of the width, so batches of wide lines shrink (memory stays bounded)."""
+        width = width_bucket(max(int(np.ceil(48 * crop.shape[1] / max(crop.shape[0], 1))), 320), self.max_width)
+        return max(4, min(self.rec_batch_size, int(self.rec_batch_size * (1536 / width) ** 2)))
+
+    def _run_session(self, batch: list[np.ndarray], rows: int) -> list[tuple[str, float]]:
         """paddlex's own reading and resizing, one padded (batch, bucket) shape, its CTC decoding."""
         images = self.rec.pre_tfs["ReisizeNorm"](imgs=self.rec.pre_tfs["Read"](imgs=batch))
         c, h = images[0].shape[:2]
         width = width_bucket(max(im.shape[2] for im in images), self.max_width)
-        x = np.zeros((max(len(images), self.rec_batch_size), c, h, width), dtype=np.float32)
+        x = np.zeros((max(len(images), rows), c, h, width), dtype=np.float32)
         for j, im in enumerate(images):
             x[j, :, :, : im.shape[2]] = im
         self.rec_shapes.add(x.shape)

@@ -147,7 +147,7 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None)
         from actors.paddle_batched import BatchedReader
 
         engine_config = onnx_engine_config(cfg, device, threads, share=0.5) if cfg.engine == "onnxruntime" else None
-        return BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size, cfg.fp16)
+        return BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size)
     return lambda pages: [_lines(r) for r in ocr.predict(pages)]
 
 

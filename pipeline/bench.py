@@ -133,18 +133,33 @@ def synthetic_pages(n: int, directory: Path, dpi: int) -> list[str]:
         return list(pool.map(synthetic_page, range(n), [directory] * n, [dpi] * n, chunksize=8))
 
 
+def steady_rate(progress: list[tuple[float, int]], total: int) -> float | None:
+    """Pages/min between 10% and 90% of the pages written: the pool at work, without start-up and tail."""
+    inside = [(t, d) for t, d in progress if 0.1 * total <= d <= 0.9 * total]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    (t0, d0), (t1, d1) = inside[0], inside[-1]
+    return round(60 * (d1 - d0) / (t1 - t0), 2)
+
+
 def ray_job(pages_inputs: list[str], config) -> dict:
     from pipeline.job import run_job
     from pipeline.report import ResourceSampler, build_report
 
     out = Path(tempfile.mkdtemp(prefix="hybridocr-bench-"))
-    sampler = ResourceSampler()
+    sampler, progress = ResourceSampler(), []
+
+    def on_progress(done, errors, plan, started):
+        sampler.sample()
+        progress.append((time.time(), done))
+
     t0 = time.time()
-    plan = run_job(pages_inputs, out, config, force=True, on_progress=lambda *a: sampler.sample())
+    plan = run_job(pages_inputs, out, config, force=True, on_progress=on_progress)
     seconds = time.time() - plan.started
     report = build_report(out, {"wall_seconds": seconds, "pages_processed": plan.todo_pages, **sampler.summary()})
     return {
         "pages": plan.todo_pages, "seconds": round(seconds, 2), "pages_per_min": round(60 * plan.todo_pages / seconds, 2),
+        "steady_pages_per_min": steady_rate(progress, plan.todo_pages),
         "startup_and_discovery_seconds": round(plan.started - t0, 2), "actors": plan.actors, "device": plan.device,
         "vlm_device": plan.vlm_device,
         "cpu_threads_per_actor": plan.cpu_threads, "mean_stage_seconds": report["mean_stage_seconds"],
@@ -192,7 +207,7 @@ def main(args) -> int:
             base = result["baseline"]
             base["generate_pages_per_min"] = round(60 * base["pages"] / (base["seconds"] - base["load_seconds"]), 2)
             print(f"without engine start: raw {base['generate_pages_per_min']}, ray job {job['generate_pages_per_min']} pages/min")
-    print(f"ray job ({config.mode}): {job['pages_per_min']} pages/min (paddle: {job['actors']} actors x "
+    print(f"ray job ({config.mode}): {job['pages_per_min']} pages/min, {job['steady_pages_per_min']} between 10% and 90% (paddle: {job['actors']} actors x "
           f"{job['cpu_threads_per_actor']} threads on {job['device']}; vlm: {job['vlm_device']})")
     if "baseline" in result:
         result["ratio"] = round(result["ray_job"]["pages_per_min"] / result["baseline"]["pages_per_min"], 3)

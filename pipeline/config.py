@@ -68,7 +68,6 @@ class PaddleConfig(_Strict):
         "lines of all pages recognised together (actors/paddle_batched.py); auto: batched on a GPU, pipeline on a CPU.",
     )
     det_pad: int = Field(128, ge=32, multiple_of=32, description="batched reader: pages are padded to a multiple of this many pixels.")
-    fp16: bool = Field(False, description="batched reader with ONNX Runtime on a GPU: float16 copies of both models (needs onnxconverter-common).")
     det_batch_size: int = Field(4, ge=1, description="batched reader: pages per detection call (activations of one 185 DPI A4 page: ~1 GB).")
     gpu_memory_gb: Optional[float] = Field(
         None, gt=0, description="GPU memory cap per actor (ONNX Runtime arenas); None: num_gpus x the card's memory."
