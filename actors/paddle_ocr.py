@@ -75,7 +75,8 @@ def onnx_engine_config(cfg: PaddleConfig, device: str, threads: int | None, shar
     }
     if device == "gpu":
         cuda = {"cudnn_conv_algo_search": cfg.cudnn_conv_algo_search, "arena_extend_strategy": "kSameAsRequested"}
-        cap = cfg.gpu_memory_gb or (cfg.num_gpus * total_gpu_gb() if total_gpu_gb() else None)
+        total = None if cfg.gpu_memory_gb else total_gpu_gb()
+        cap = cfg.gpu_memory_gb or (0.85 * cfg.num_gpus * total if total else None)  # CUDA contexts live outside
         if cap:  # split between the two models' arenas; several actors share one card
             cuda["gpu_mem_limit"] = str(int(cap * share * 2**30))
         config["providers"] = ["CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -135,7 +135,10 @@ def synthetic_pages(n: int, directory: Path, dpi: int) -> list[str]:
 
 def steady_rate(progress: list[tuple[float, int]], total: int) -> float | None:
     """Pages/min between 10% and 90% of the pages written: the pool at work, without start-up and tail."""
-    inside = [(t, d) for t, d in progress if 0.1 * total <= d <= 0.9 * total]
+    first: dict[int, float] = {}
+    for t, d in progress:  # when each count was first seen
+        first.setdefault(d, t)
+    inside = sorted((t, d) for d, t in first.items() if 0.1 * total <= d <= 0.9 * total)
     if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
         return None
     (t0, d0), (t1, d1) = inside[0], inside[-1]

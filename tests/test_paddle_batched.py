@@ -1,0 +1,110 @@
+"""The batched PaddleOCR reader (the GPU default), run here on the CPU with the real PP-OCRv5 weights."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from actors.models import bundled_model_dir, ctc_argmax_model
+from actors.paddle_batched import BatchedReader, pad_to_multiple, width_bucket
+from actors.paddle_ocr import load_paddleocr, make_reader, onnx_engine_config, shape_page
+from pipeline.bench import steady_rate
+from pipeline.config import PaddleConfig, RunConfig
+from pipeline.job import run_job
+from pipeline.metrics import cer
+from pipeline.report import read_pages
+from tests.test_job import PAGES
+
+# A scan, a vertical page, a Chinese render of another size: three detection shapes at most.
+SAMPLE = [PAGES[0], PAGES[3], PAGES[6]]
+
+
+def test_width_buckets_are_few_and_tight():
+    widths = range(320, 3201)
+    buckets = {width_bucket(w) for w in widths}
+    assert len(buckets) <= 16  # a few dozen (batch, width) shapes in a whole run, not one per batch
+    for w in widths:
+        assert w <= width_bucket(w) <= max(320, w * 1.25)
+    assert width_bucket(5000) == 5000  # never narrower than the line
+
+
+def test_pages_are_padded_white_at_bottom_right():
+    page = np.zeros((1530, 1000, 3), dtype=np.uint8)
+    out = pad_to_multiple(page, 128)
+    assert out.shape == (1536, 1024, 3)
+    assert (out[:1530, :1000] == 0).all() and (out[1530:] == 255).all() and (out[:, 1000:] == 255).all()
+    assert pad_to_multiple(out, 128) is out
+
+
+def test_ctc_argmax_model_matches_the_softmax_it_replaces():
+    source = bundled_model_dir("PP-OCRv5_mobile_rec", "onnxruntime") + "/inference.onnx"
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 48, 320)).astype(np.float32)
+    full = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    (probs,) = full.run(None, {full.get_inputs()[0].name: x})
+    small = ort.InferenceSession(str(ctc_argmax_model(source)), providers=["CPUExecutionProvider"])
+    index, prob = small.run(None, {small.get_inputs()[0].name: x})
+    assert index.shape == prob.shape == probs.shape[:2]
+    np.testing.assert_array_equal(index, probs.argmax(-1))
+    np.testing.assert_allclose(prob, probs.max(-1), rtol=1e-6)
+
+
+def test_gpu_session_options_are_chosen_on_purpose():
+    cfg = PaddleConfig(num_gpus=0.125, gpu_memory_gb=8, cudnn_conv_algo_search="HEURISTIC")
+    engine = onnx_engine_config(cfg, "gpu", 2, share=0.5)
+    cuda = engine["provider_options"][0]
+    assert engine["providers"][0] == "CUDAExecutionProvider"
+    assert cuda["cudnn_conv_algo_search"] == "HEURISTIC" and cuda["arena_extend_strategy"] == "kSameAsRequested"
+    assert int(cuda["gpu_mem_limit"]) == 4 * 2**30  # half the actor's cap for each of the two models
+    assert "providers" not in onnx_engine_config(cfg, "cpu", 2)
+
+
+def test_steady_rate_leaves_out_start_and_tail():
+    progress = [(0.0, 0), (30.0, 0), (31.0, 10), (91.0, 90), (120.0, 100)]
+    assert steady_rate(progress, 100) == 80.0  # 80 pages in 60 s, not 100 in 120 s
+    assert steady_rate([(0.0, 0), (5.0, 100)], 100) is None
+
+
+@pytest.fixture(scope="module")
+def readers():
+    cfg = RunConfig(paddle={"reader": "batched", "rec_batch_size": 16}).paddle
+    ocr = load_paddleocr(cfg, "cpu", 2)
+    batched = make_reader(ocr, cfg, "cpu", 2)
+    plain_cfg = cfg.model_copy(update={"reader": "pipeline"})
+    plain = make_reader(load_paddleocr(plain_cfg, "cpu", 2), plain_cfg, "cpu", 2)
+    return batched, plain
+
+
+def test_batched_reader_reads_like_paddleocr(readers, eval_dir):
+    batched, plain = readers
+    assert isinstance(batched, BatchedReader) and not isinstance(plain, BatchedReader)
+    pages = [np.ascontiguousarray(np.asarray(Image.open(eval_dir / s / f).convert("RGB"))[:, :, ::-1]) for s, f, _, _ in SAMPLE]
+    together = batched(pages)  # three pages in one call: lines of all pages recognised together
+    alone = plain(pages)
+    flat = lambda t: re.sub(r"\s+", "", t)  # noqa: E731
+    for (s, f, truth, limit), mine, theirs, page in zip(SAMPLE, together, alone, pages):
+        route = "vertical" if "vertical" in s else "horizontal"
+        text = shape_page(mine, route)[0]
+        assert cer(flat(text), flat((eval_dir / s / truth).read_text(encoding="utf-8"))) <= limit, f
+        assert abs(len(mine) - len(theirs)) <= max(2, len(theirs) // 20), f  # the same lines, give or take
+        h, w = page.shape[:2]
+        assert all(0 <= x <= w and 0 <= y <= h for line in mine for x, y in line.box)  # unpadded coordinates
+    assert len(batched.shapes["det"]) <= len(SAMPLE)
+    assert batched.timings["rec_infer"] > 0 and batched.timings["pages"] == len(SAMPLE)
+
+
+def test_wide_lines_get_smaller_recognition_batches(readers):
+    batched, _ = readers
+    narrow, wide = np.zeros((30, 200, 3), np.uint8), np.zeros((30, 2000, 3), np.uint8)
+    assert batched.batch_for(narrow) == 16
+    assert 4 <= batched.batch_for(wide) < 16
+
+
+def test_ray_job_with_batched_reader(eval_dir, ray_local, tmp_path):
+    inputs = [str(eval_dir / s / f) for s, f, _, _ in SAMPLE[:2]]
+    run_job(inputs, tmp_path, RunConfig(paddle={"reader": "batched", "batch_size": 2}))
+    rows = read_pages(tmp_path).to_pylist()
+    assert len(rows) == 2 and all(r["error"] is None and r["engine"] == "paddleocr" and r["text"] for r in rows)
