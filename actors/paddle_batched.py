@@ -8,8 +8,10 @@ new shape. `BatchedReader` runs the same loaded models and the same pre/post-pro
 - pages padded with white at the bottom and right to a multiple of `det_pad` pixels, so detection
   sees a handful of shapes, and pages of one size go through detection as one batch;
 - the lines of every page in the call sorted by width and recognised together, each batch padded
-  to a width bucket (four per octave) and to the full batch size, so recognition sees a few
-  dozen shapes in a whole run.
+  to a width bucket (four per octave) and to that bucket's batch size (fewer lines as lines get
+  wider: the recogniser's attention grows with the square of the width), so recognition sees a
+  few dozen shapes in a whole run and bounded memory;
+- with ONNX Runtime, the recogniser's softmax reduced on the device (`ctc_argmax_model`).
 
 Box coordinates are those of the unpadded page. `timings` adds up seconds per step (the profile
 that `hybridocr bench --profile` prints).
@@ -119,12 +121,13 @@ class BatchedReader:
         self.rec_shapes: set = set()
         self.session = None
         det_runner = self.det.runner
-        if engine_config is not None:
+
+        def path(runner) -> Path:
+            return Path(getattr(runner, "model_dir", "")) / f"{getattr(runner, 'model_file_prefix', 'inference')}.onnx"
+
+        if engine_config is not None and path(det_runner).is_file() and path(self.rec.runner).is_file():
             from actors.models import ctc_argmax_model
             from actors.paddle_ocr import onnx_session
-
-            def path(runner) -> Path:
-                return Path(runner.model_dir) / f"{runner.model_file_prefix}.onnx"
 
             det_runner = SessionRunner(onnx_session(path(det_runner), engine_config))
             self.session = onnx_session(ctc_argmax_model(path(self.rec.runner)), engine_config)

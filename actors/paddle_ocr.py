@@ -58,7 +58,7 @@ def total_gpu_gb() -> float | None:
 
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=20).stdout.split()
+                             capture_output=True, text=True, timeout=20, check=False).stdout.split()
         return float(out[0]) / 1024 if out else None
     except (OSError, ValueError, subprocess.SubprocessError):
         return None
