@@ -12,7 +12,7 @@ from PIL import Image
 from actors.models import bundled_model_dir, ctc_argmax_model
 from actors.paddle_batched import BatchedReader, pad_to_multiple, width_bucket
 from actors.paddle_ocr import load_paddleocr, make_reader, onnx_engine_config, shape_page
-from pipeline.bench import steady_rate
+from pipeline.bench import pool_rate
 from pipeline.config import PaddleConfig, RunConfig
 from pipeline.job import run_job
 from pipeline.metrics import cer
@@ -62,10 +62,9 @@ def test_gpu_session_options_are_chosen_on_purpose():
     assert "providers" not in onnx_engine_config(cfg, "cpu", 2)
 
 
-def test_steady_rate_leaves_out_start_and_tail():
-    progress = [(0.0, 0), (30.0, 0), (31.0, 10), (91.0, 90), (120.0, 100)]
-    assert steady_rate(progress, 100) == 80.0  # 80 pages in 60 s, not 100 in 120 s
-    assert steady_rate([(0.0, 0), (5.0, 100)], 100) is None
+def test_pool_rate_is_workers_over_seconds_per_page():
+    assert pool_rate(8, 0.5) == 960.0  # 8 actors, each 0.5 s per page
+    assert pool_rate(0, 0.5) is None and pool_rate(4, None) is None
 
 
 @pytest.fixture(scope="module")
