@@ -1,12 +1,15 @@
 """`hybridocr bench`: pages/min of the Ray job against a baseline on the same pages, same process.
 
-- paddle mode: a plain single-process paddleocr loop (render each page, `PaddleOCR.predict` on
-  it, one page at a time, the way a script calls paddleocr).
+- paddle mode: paddleocr out of the box in one process (its defaults, the same models; render
+  each page, `PaddleOCR.predict` on it, one page at a time, the way a script calls paddleocr).
 - vlm mode: raw `vllm.LLM.generate` over the same images (sized the same way) with the same
   sampling settings, all pages in one call: what vLLM alone does at best.
 Both timings include loading the models; the job's excludes starting Ray and discovering inputs
-(reported separately). `--synthetic N` makes N distinct A4 pages at the configured DPI, since
-repeated images hit vLLM's prefix and encoder caches and inflate its pages/min about threefold.
+(reported separately). The job also reports its pool rate (actors × 60 / seconds per page in an
+actor: what the pool sustains once started). `--profile` runs one reader in this process instead
+and prints seconds per step (detection, crops, recognition, and the inference inside them).
+`--synthetic N` makes N distinct A4 pages at the configured DPI, since repeated images hit vLLM's
+prefix and encoder caches and inflate its pages/min about threefold.
 """
 
 from __future__ import annotations
