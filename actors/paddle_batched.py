@@ -203,7 +203,7 @@ class BatchedReader:
         """Lines per recognition batch for lines as wide as this crop: the recogniser's attention
         grows with the square of the width, so batches of wide lines shrink (memory stays bounded)."""
         width = width_bucket(max(int(np.ceil(48 * crop.shape[1] / max(crop.shape[0], 1))), 320), self.max_width)
-        return max(4, min(self.rec_batch_size, int(self.rec_batch_size * (1536 / width) ** 2)))
+        return max(min(4, self.rec_batch_size), min(self.rec_batch_size, int(self.rec_batch_size * (1536 / width) ** 2)))
 
     def _run_session(self, batch: list[np.ndarray], rows: int) -> list[tuple[str, float]]:
         """paddlex's own reading and resizing, one padded (batch, bucket) shape, its CTC decoding."""
