@@ -40,16 +40,14 @@ def _onnx_dir(model_name: str) -> Path | None:
     onnx = spine / _ONNX_FILES[model_name]
     if not onnx.exists():
         return None
-    cache = Path(os.environ.get("HYBRIDOCR_CACHE", Path(tempfile.gettempdir()) / "hybridocr-cache"))
-    target = cache / "models" / f"{model_name}-onnx-{onnx.stat().st_size}"
+    target = _cache_dir() / f"{model_name}-onnx-{onnx.stat().st_size}"
     if not (target / "inference.onnx").exists():
-        staging = Path(tempfile.mkdtemp(dir=cache.mkdir(parents=True, exist_ok=True) or cache))
+        staging = Path(tempfile.mkdtemp(dir=target.parent))
         shutil.copy(yml / "inference.yml", staging / "inference.yml")
         try:
             os.symlink(onnx, staging / "inference.onnx")
         except OSError:
             shutil.copy(onnx, staging / "inference.onnx")
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(staging, target)
         except OSError:  # another process won the race

@@ -7,6 +7,7 @@ and, later, Ray Serve deployments wrap.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -52,8 +53,9 @@ def model_label(cfg: PaddleConfig, device: str) -> str:
     return f"{cfg.det_model}+{cfg.rec_model} ({cfg.engine}, {device})"
 
 
+@functools.lru_cache(maxsize=1)
 def total_gpu_gb() -> float | None:
-    """Memory of the first visible GPU in GiB (nvidia-smi), None when unknown."""
+    """Memory of the first visible GPU in GiB (nvidia-smi, asked once per process), None when unknown."""
     import subprocess
 
     try:
@@ -119,11 +121,12 @@ def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = Non
     )
     if stock:  # (paddlepaddle 3.3's oneDNN path crashes on CPU: off even here)
         return PaddleOCR(**models, **({"engine": "onnxruntime"} if cfg.engine == "onnxruntime" else {"enable_mkldnn": False}))
+    threads = cpu_threads or cfg.cpu_threads
     kwargs: dict = {"enable_mkldnn": False}  # paddlepaddle 3.3's oneDNN path crashes on CPU
     if cfg.engine == "onnxruntime":
-        kwargs = {"engine": "onnxruntime", "engine_config": onnx_engine_config(cfg, device, cpu_threads or cfg.cpu_threads)}
-    elif cpu_threads or cfg.cpu_threads:
-        kwargs["cpu_threads"] = cpu_threads or cfg.cpu_threads
+        kwargs = {"engine": "onnxruntime", "engine_config": onnx_engine_config(cfg, device, threads)}
+    elif threads:
+        kwargs["cpu_threads"] = threads
     return PaddleOCR(
         text_det_limit_side_len=cfg.det_limit_side_len,
         text_det_limit_type=cfg.det_limit_type,
@@ -147,7 +150,7 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None)
     if cfg.reader == "batched" or (cfg.reader == "auto" and device == "gpu"):
         from actors.paddle_batched import BatchedReader
 
-        engine_config = onnx_engine_config(cfg, device, threads, share=0.5) if cfg.engine == "onnxruntime" else None
+        engine_config = onnx_engine_config(cfg, device, threads) if cfg.engine == "onnxruntime" else None
         return BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size)
     return lambda pages: [_lines(r) for r in ocr.predict(pages)]
 

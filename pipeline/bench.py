@@ -47,6 +47,12 @@ def baseline_loop(pages: list[dict], config) -> dict:
     return {"pages": len(pages), "ocr_pages": read, "seconds": round(seconds, 2), "pages_per_min": round(60 * len(pages) / seconds, 2)}
 
 
+def ocr_images(pages: list[dict], config) -> list:
+    """The prepared pixels of the pages an OCR engine would read (rendered here, untimed)."""
+    prepared = (prepare_page(row, config) for row in pages)
+    return [page_pixels(out) for out in prepared if out["engine"] == "" and not out["error"]]
+
+
 def profile_reader(pages: list[dict], config) -> dict:
     """One PaddleOCR reader in this process as the actors use it: seconds per step, pages/min, input shapes.
 
@@ -58,13 +64,15 @@ def profile_reader(pages: list[dict], config) -> dict:
     from actors.paddle_batched import BatchedReader, time_runners
     from actors.paddle_ocr import load_paddleocr, make_reader, recognise, resolve_device
 
-    images = [page_pixels(o) for o in (prepare_page(r, config) for r in pages) if o["engine"] == "" and not o["error"]]
+    images = ocr_images(pages, config)
     device = resolve_device(config.paddle)
     start = time.perf_counter()
     ocr = load_paddleocr(config.paddle, device)
     read = make_reader(ocr, config.paddle, device)
-    timings = read.timings if isinstance(read, BatchedReader) else defaultdict(float)
-    if not isinstance(read, BatchedReader):
+    if isinstance(read, BatchedReader):
+        timings = read.timings
+    else:
+        timings = defaultdict(float)
         time_runners(ocr, timings)
     load = time.perf_counter() - start
     size, marks = config.paddle.batch_size, []
@@ -91,11 +99,7 @@ def raw_vllm(pages: list[dict], config) -> dict:
 
     from actors.vlm import build_request, load_engine, sampling_params
 
-    images = []
-    for row in pages:
-        out = prepare_page(row, config)
-        if out["engine"] == "" and not out["error"]:
-            images.append(page_pixels(out))
+    images = ocr_images(pages, config)
     start = time.perf_counter()
     engine = load_engine(config.vlm)
     loaded = time.perf_counter()
