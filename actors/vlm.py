@@ -59,10 +59,7 @@ def load_engine(cfg: VlmConfig):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     from vllm import LLM
 
-    kwargs = {}
-    if cfg.tensor_parallel_size > 1:
-        kwargs["distributed_executor_backend"] = "ray"  # workers go into the actor's placement group
-    return LLM(
+    args = dict(
         model=cfg.model,
         tokenizer=cfg.tokenizer,
         load_format=cfg.load_format,
@@ -77,8 +74,21 @@ def load_engine(cfg: VlmConfig):
         enforce_eager=cfg.enforce_eager,
         limit_mm_per_prompt={"image": 1},
         mm_processor_kwargs=processor_kwargs(cfg),
-        **kwargs,
     )
+    if cfg.tensor_parallel_size > 1 and _in_ray_actor():
+        # TP workers go into the actor's placement group (vLLM passes it to its engine process,
+        # which must join this cluster, not start its own). Outside Ray: vLLM's default (mp).
+        import ray
+
+        args["distributed_executor_backend"] = "ray"
+        os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+    return LLM(**{**args, **cfg.engine_kwargs})  # engine_kwargs win
+
+
+def _in_ray_actor() -> bool:
+    import ray
+
+    return ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
 
 
 def processor_kwargs(cfg: VlmConfig) -> dict:

@@ -7,7 +7,7 @@ Unknown keys and bad values are rejected with a message that names the key, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -121,6 +121,9 @@ class VlmConfig(_Strict):
         "no engine process to spawn at start; output handling no longer overlaps the GPU steps."
     )
     seed: int = 0
+    engine_kwargs: dict[str, Any] = Field(
+        {}, description="More vLLM engine arguments, passed to vllm.LLM as given (quantization, kv_cache_dtype, compilation_config...)."
+    )
     server_url: str | None = Field(None, description="OpenAI-compatible endpoint (http://host:8000/v1); None: in-process engine.")
     api_key: str = Field("EMPTY", description="Key sent to server_url.")
     server_concurrency: int = Field(32, ge=1, description="Requests in flight to server_url per actor.")

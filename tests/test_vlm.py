@@ -64,7 +64,8 @@ PAGES = [page("Invoice 1042\nTotal 17.50 EUR"), page("Chapter one\nIt was a dark
 
 @pytest.fixture(scope="module")
 def tiny_cfg(tiny_vlm_dir, tmp_path_factory) -> VlmConfig:
-    return VlmConfig(**tiny_vlm_config(tiny_vlm_dir))
+    # engine_kwargs: vLLM arguments passed as given, winning over the named fields (max_num_seqs is 8 there)
+    return VlmConfig(**tiny_vlm_config(tiny_vlm_dir, engine_kwargs={"max_num_seqs": 6}))
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,11 @@ class Spy:
     def generate(self, prompts, params, **kw):
         self.calls.append((len(prompts), params.temperature))
         return self.llm.generate(prompts, params, **kw)
+
+
+@needs_vllm
+def test_engine_kwargs_reach_the_engine(engine):
+    assert engine.llm_engine.vllm_config.scheduler_config.max_num_seqs == 6
 
 
 @needs_vllm
