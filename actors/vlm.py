@@ -103,18 +103,20 @@ def ray_remote_args(cfg: VlmConfig) -> dict:
     TP one-GPU bundles (one node), takes no GPU itself, and vLLM's Ray executor puts its TP
     workers into that group (`placement_group_capture_child_tasks`).
     """
+    import ray.data
+
+    pool = ray.data.ActorPoolStrategy(size=cfg.replicas)
     if cfg.tensor_parallel_size == 1:
-        return {"concurrency": cfg.replicas, "num_gpus": cfg.num_gpus}
+        return {"compute": pool, "num_gpus": cfg.num_gpus}
     tp = cfg.tensor_parallel_size
 
     def remote_args() -> dict:
-        import ray
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         pg = ray.util.placement_group([{"GPU": 1, "CPU": 1}] * tp, strategy="STRICT_PACK")
         return {"scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_capture_child_tasks=True)}
 
-    return {"concurrency": cfg.replicas, "num_gpus": 0, "ray_remote_args_fn": remote_args}
+    return {"compute": pool, "num_gpus": 0, "ray_remote_args_fn": remote_args}
 
 
 # --- requests -----------------------------------------------------------------------------------

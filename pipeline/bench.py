@@ -160,10 +160,13 @@ def ray_job(pages_inputs: list[str], config) -> dict:
     plan = run_job(pages_inputs, out, config, force=True, on_progress=lambda *a: sampler.sample())
     seconds = time.time() - plan.started
     report = build_report(out, {"wall_seconds": seconds, "pages_processed": plan.todo_pages, **sampler.summary()})
+    pool = pool_rate(plan.actors if config.mode == "paddle" else config.vlm.replicas,
+                     report["mean_stage_seconds"]["seconds_ocr"]) if config.mode != "hybrid" else None
     return {
         "pages": plan.todo_pages, "seconds": round(seconds, 2), "pages_per_min": round(60 * plan.todo_pages / seconds, 2),
-        "pool_pages_per_min": pool_rate(plan.actors if config.mode == "paddle" else config.vlm.replicas,
-                                        report["mean_stage_seconds"]["seconds_ocr"]) if config.mode != "hybrid" else None,
+        "pool_pages_per_min": pool,
+        # the run's time not spent at the pool rate: actors' start, the pipeline's fill and drain
+        "start_and_drain_seconds": round(seconds - 60 * plan.todo_pages / pool, 2) if pool else None,
         "startup_and_discovery_seconds": round(plan.started - t0, 2), "actors": plan.actors, "device": plan.device,
         "vlm_device": plan.vlm_device,
         "cpu_threads_per_actor": plan.cpu_threads, "mean_stage_seconds": report["mean_stage_seconds"],
@@ -207,8 +210,10 @@ def main(args) -> int:
     if config.mode == "vlm" and "baseline" in result:  # generation alone, no engine start, on both sides
         base = result["baseline"]
         base["generate_pages_per_min"] = round(60 * base["pages"] / (base["seconds"] - base["load_seconds"]), 2)
-        print(f"without engine start: raw {base['generate_pages_per_min']}, ray job {job['pool_pages_per_min']} pages/min")
+        print(f"without engine start: raw {base['generate_pages_per_min']}, ray job {job['pool_pages_per_min']} pages/min"
+              f" (raw engine start {base['load_seconds']} s)")
     print(f"ray job ({config.mode}): {job['pages_per_min']} pages/min end to end, {job['pool_pages_per_min']} in the OCR pool once started"
+          f" ({job['start_and_drain_seconds']} s of {job['seconds']} s outside it: start, fill, drain)"
           f" (paddle: {job['actors']} actors x "
           f"{job['cpu_threads_per_actor']} threads on {job['device']}; vlm: {job['vlm_device']})")
     if "baseline" in result:

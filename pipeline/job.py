@@ -169,7 +169,7 @@ def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counte
         if plan.vlm_device == "gpu":
             resources = ray_remote_args(config.vlm)
         else:  # CPU engine (tests) or a remote server: no GPU to hold
-            resources = {"concurrency": config.vlm.replicas, "num_gpus": 0, "num_cpus": plan.vlm_cpus}
+            resources = {"compute": ray.data.ActorPoolStrategy(size=config.vlm.replicas), "num_gpus": 0, "num_cpus": plan.vlm_cpus}
         ds = ds.map_batches(
             VlmPredictor,
             fn_constructor_kwargs={"config": config.model_dump(), "escalate": escalate},
