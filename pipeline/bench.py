@@ -115,29 +115,45 @@ def raw_vllm(pages: list[dict], config) -> dict:
             "prompt_tokens_per_page": round(sum(len(o.prompt_token_ids) for o in outs) / max(len(outs), 1))}
 
 
-def synthetic_page(i: int, directory: Path, dpi: int) -> str:
-    """Page i of the synthetic set: an A4 page as a PNG image (no text layer) with its own text."""
+_WORDS = "page text batch scan ocr ray engine column table report figure line number word".split()
+_HANZI = "天地玄黃宇宙洪荒日月盈昃辰宿列張寒來暑往秋收冬藏閏餘成歲律呂調陽雲騰致雨露結為霜金生麗水玉出崑岡劍號巨闕珠稱夜光果珍李柰菜重芥薑"
+
+
+def synthetic_page(i: int, directory: Path, dpi: int, vertical: bool = False) -> str:
+    """Page i of the synthetic set: an A4 page as a PNG image (no text layer) with its own text.
+
+    Horizontal: ~420 Latin words (the classifier routes it `horizontal`). Vertical: traditional
+    Chinese in right-to-left columns, 16 columns of 38 characters (routed `vertical`).
+    """
     import pymupdf
 
-    words = "page text batch scan ocr ray engine column table report figure line number word".split()
     doc = pymupdf.open()
     page = doc.new_page(width=595, height=842)
-    page.insert_text((60, 70), f"Benchmark page {i}", fontsize=16)
-    body = " ".join(words[(i * 7 + k * 3) % len(words)] + str((i * 31 + k) % 997) for k in range(420))
-    page.insert_textbox(pymupdf.Rect(60, 90, 535, 800), body, fontsize=10)
-    path = directory / f"bench_{i:04d}.png"
+    if vertical:
+        size, rows = 16, 38
+        for c in range(16):
+            x = 535 - size - c * size * 1.8
+            for r in range(rows):
+                glyph = _HANZI[(i * 13 + c * rows + r * 7) % len(_HANZI)]
+                page.insert_text((x, 106 + r * size * 1.15), glyph, fontsize=size, fontname="china-t")
+    else:
+        page.insert_text((60, 70), f"Benchmark page {i}", fontsize=16)
+        body = " ".join(_WORDS[(i * 7 + k * 3) % len(_WORDS)] + str((i * 31 + k) % 997) for k in range(420))
+        page.insert_textbox(pymupdf.Rect(60, 90, 535, 800), body, fontsize=10)
+    path = directory / f"bench_{i:04d}{'_v' if vertical else ''}.png"
     page.get_pixmap(dpi=dpi).save(path)
     return str(path)
 
 
-def synthetic_pages(n: int, directory: Path, dpi: int) -> list[str]:
-    """N distinct A4 pages (made in parallel processes)."""
+def synthetic_pages(n: int, directory: Path, dpi: int, vertical_share: float = 0.0) -> list[str]:
+    """N distinct A4 pages (made in parallel processes); `vertical_share` of them vertical, spread evenly."""
     import os
     from concurrent.futures import ProcessPoolExecutor
 
     directory.mkdir(parents=True, exist_ok=True)
+    vertical = [int((i + 1) * vertical_share) > int(i * vertical_share) for i in range(n)]
     with ProcessPoolExecutor(max(1, min(os.cpu_count() or 1, n // 8))) as pool:
-        return list(pool.map(synthetic_page, range(n), [directory] * n, [dpi] * n, chunksize=8))
+        return list(pool.map(synthetic_page, range(n), [directory] * n, [dpi] * n, vertical, chunksize=8))
 
 
 def pool_rate(workers: int, mean_seconds_per_page: float | None) -> float | None:
@@ -162,6 +178,7 @@ def ray_job(pages_inputs: list[str], config) -> dict:
     report = build_report(out, {"wall_seconds": seconds, "pages_processed": plan.todo_pages, **sampler.summary()})
     pool = pool_rate(plan.actors if config.mode == "paddle" else config.vlm.replicas,
                      report["mean_stage_seconds"]["seconds_ocr"]) if config.mode != "hybrid" else None
+    engine_seconds = report["engine_seconds_ocr"]
     return {
         "pages": plan.todo_pages, "seconds": round(seconds, 2), "pages_per_min": round(60 * plan.todo_pages / seconds, 2),
         "pool_pages_per_min": pool,
@@ -172,7 +189,12 @@ def ray_job(pages_inputs: list[str], config) -> dict:
         "cpu_threads_per_actor": plan.cpu_threads, "mean_stage_seconds": report["mean_stage_seconds"],
         "cpu_percent": report["cpu_percent"], "peak_memory_mib": report["peak_memory_mib"],
         "peak_gpu_memory_mib": report["peak_gpu_memory_mib"], "mean_gpu_utilization_percent": report["mean_gpu_utilization_percent"],
-        "routes": report["routes"], "errors": report["errors"],
+        "routes": report["routes"], "errors": report["errors"], "engines": report["engines"],
+        # hybrid: what each pool sustains on the pages it read (actors x 60 / its seconds per page)
+        "pool_pages_per_min_by_engine": {
+            "paddleocr": pool_rate(plan.actors, engine_seconds.get("paddleocr")),
+            "vlm": pool_rate(config.vlm.replicas, engine_seconds.get("vlm")),
+        } if config.mode == "hybrid" else None,
     }
 
 
@@ -183,7 +205,7 @@ def main(args) -> int:
     inputs = list(args.inputs)
     if args.synthetic:
         inputs.append(str(Path(tempfile.mkdtemp(prefix="hybridocr-pages-"))))
-        synthetic_pages(args.synthetic, Path(inputs[-1]), config.render.dpi)
+        synthetic_pages(args.synthetic, Path(inputs[-1]), config.render.dpi, args.synthetic_vertical)
     files = list_inputs(inputs)
     pages = [p for f in files for p in expand_document({"source": f})]
     if args.pages:
@@ -212,10 +234,14 @@ def main(args) -> int:
         base["generate_pages_per_min"] = round(60 * base["pages"] / (base["seconds"] - base["load_seconds"]), 2)
         print(f"without engine start: raw {base['generate_pages_per_min']}, ray job {job['pool_pages_per_min']} pages/min"
               f" (raw engine start {base['load_seconds']} s)")
-    print(f"ray job ({config.mode}): {job['pages_per_min']} pages/min end to end, {job['pool_pages_per_min']} in the OCR pool once started"
-          f" ({job['start_and_drain_seconds']} s of {job['seconds']} s outside it: start, fill, drain)"
+    pool = (f", {job['pool_pages_per_min']} in the OCR pool once started ({job['start_and_drain_seconds']} s of "
+            f"{job['seconds']} s outside it: start, fill, drain)") if job["pool_pages_per_min"] else ""
+    print(f"ray job ({config.mode}): {job['pages_per_min']} pages/min end to end{pool}"
           f" (paddle: {job['actors']} actors x "
           f"{job['cpu_threads_per_actor']} threads on {job['device']}; vlm: {job['vlm_device']})")
+    if job["pool_pages_per_min_by_engine"]:
+        print(f"hybrid: pages per engine {job['engines']}; pool pages/min by engine {job['pool_pages_per_min_by_engine']}; "
+              f"OCR seconds per page by route {({k: v['mean_seconds_ocr'] for k, v in job['routes'].items()})}")
     if "baseline" in result:
         result["ratio"] = round(result["ray_job"]["pages_per_min"] / result["baseline"]["pages_per_min"], 3)
         print(f"ratio ray job / baseline: {result['ratio']}")

@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--pages", type=int, default=None, help="use at most this many pages")
     bench.add_argument("--mode", choices=["paddle", "vlm", "hybrid"], help="baseline: paddleocr loop (paddle) or raw vLLM (vlm)")
     bench.add_argument("--synthetic", type=int, default=0, metavar="N", help="add N distinct generated A4 pages")
+    bench.add_argument("--synthetic-vertical", type=float, default=0.0, metavar="SHARE",
+                       help="make this share (0-1) of the synthetic pages vertical Chinese (hybrid mode routes them to the VLM)")
     bench.add_argument("--skip-baseline", action="store_true")
     bench.add_argument("--baseline-pages", type=int, default=None, metavar="N", help="time the baseline on the first N pages only (the slow out-of-the-box loop)")
     bench.add_argument("--profile", action="store_true",

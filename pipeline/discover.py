@@ -9,6 +9,11 @@ from PIL import Image
 
 from pipeline.sources import PDF_SUFFIXES, content_hash, local_path
 
+# Counting an image's frames reads its header only; the size limit is render.max_image_pixels,
+# checked when the page is rendered (pipeline/render.py), with a message that names it. Without
+# this, a worker that discovers before it ever renders raises Pillow's DecompressionBombError.
+Image.MAX_IMAGE_PIXELS = None
+
 
 def _kind(source: str) -> str:
     return "pdf" if Path(source).suffix.lower() in PDF_SUFFIXES else "image"

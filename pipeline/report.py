@@ -77,19 +77,27 @@ def read_pages(out_dir, columns: list[str] | None = None):
     return OutputDir(out_dir).read_pages(columns)
 
 
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
 def build_report(out_dir: Path, run: dict) -> dict:
     """`run` holds this run's facts (wall seconds, pages processed, plan, resources)."""
     table = read_pages(out_dir, ["route", "engine", "confidence", "error", "seconds_render", "seconds_classify", "seconds_ocr"])
     rows = table.to_pylist()
     routes: dict[str, dict] = {}
+    engine_seconds: dict[str, list[float]] = {}
     for r in rows:
         key = r["route"] or "error"
-        entry = routes.setdefault(key, {"pages": 0, "confidences": []})
+        entry = routes.setdefault(key, {"pages": 0, "confidences": [], "seconds": []})
         entry["pages"] += 1
         if r["confidence"] is not None and r["error"] is None:
             entry["confidences"].append(r["confidence"])
+        if r["seconds_ocr"] is not None and r["error"] is None:
+            entry["seconds"].append(r["seconds_ocr"])
+            engine_seconds.setdefault(r["engine"] or "none", []).append(r["seconds_ocr"])
     per_route = {
-        k: {"pages": v["pages"], "mean_confidence": round(sum(v["confidences"]) / len(v["confidences"]), 4) if v["confidences"] else None}
+        k: {"pages": v["pages"], "mean_confidence": _mean(v["confidences"]), "mean_seconds_ocr": _mean(v["seconds"])}
         for k, v in sorted(routes.items())
     }
     errors = [r["error"] for r in rows if r["error"]]
@@ -110,6 +118,8 @@ def build_report(out_dir: Path, run: dict) -> dict:
         "pages_per_min": round(60 * processed / wall, 2) if wall and processed else None,
         "routes": per_route,
         "engines": dict(sorted(engines.items())),
+        # seconds an OCR actor spent per page, by the engine that read it (escalated pages: both engines' time)
+        "engine_seconds_ocr": {k: _mean(v) for k, v in sorted(engine_seconds.items())},
         "errors": len(errors),
         "error_examples": sorted(set(errors))[:10],
         "mean_stage_seconds": stage_means,
@@ -131,10 +141,11 @@ def report_markdown(report: dict) -> str:
                 "mean_gpu_utilization_percent"):
         if key in report:
             lines.append(f"- {key.replace('_', ' ')}: {report[key]}")
-    lines += ["", "| route | pages | mean confidence |", "|---|---|---|"]
+    lines += ["", "| route | pages | mean confidence | OCR seconds per page |", "|---|---|---|---|"]
     for route, v in report["routes"].items():
         conf = "" if v["mean_confidence"] is None else f"{v['mean_confidence']:.3f}"
-        lines.append(f"| {route} | {v['pages']} | {conf} |")
+        secs = "" if v.get("mean_seconds_ocr") is None else f"{v['mean_seconds_ocr']:.3f}"
+        lines.append(f"| {route} | {v['pages']} | {conf} | {secs} |")
     lines += ["", "| stage | mean seconds per page |", "|---|---|"]
     lines += [f"| {k.removeprefix('seconds_')} | {v} |" for k, v in report["mean_stage_seconds"].items()]
     if report["error_examples"]:

@@ -232,3 +232,13 @@ def test_real_pages_per_class_accuracy():
     for label, minimum in MIN_ACCURACY.items():
         if label in acc:
             assert acc[label] >= minimum, (label, acc, misses)
+
+
+def test_bench_synthetic_pages_route_as_meant(tmp_path):
+    """`hybridocr bench --synthetic N --synthetic-vertical S`: hybrid-mode speed per route relies on these routes."""
+    from pipeline.bench import synthetic_pages
+
+    paths = synthetic_pages(4, tmp_path, 185, vertical_share=0.5)
+    routes = {Path(p).name: classify_page(np.asarray(Image.open(p).convert("RGB"))).route for p in paths}
+    assert routes == {"bench_0000.png": "horizontal", "bench_0001_v.png": "vertical",
+                      "bench_0002.png": "horizontal", "bench_0003_v.png": "vertical"}
