@@ -99,3 +99,6 @@ def test_report_counts(job):
     report = build_report(job[0], {"wall_seconds": 10.0, "pages_processed": len(job[3])})
     assert report["pages"] == len(job[3]) and report["errors"] >= 6
     assert report["routes"]["vertical"]["pages"] >= 4 and report["routes"]["vertical"]["mean_confidence"] > 0.8
+    # speed per page class: OCR seconds per page by route and by engine (text-layer pages take none)
+    assert report["routes"]["vertical"]["mean_seconds_ocr"] > 0
+    assert report["engine_seconds_ocr"]["paddleocr"] > 0 and "text_layer" not in report["engine_seconds_ocr"]
