@@ -107,3 +107,16 @@ def _save_atomically(model, target: Path) -> None:
     os.close(fd)
     onnx.save(model, staging)
     os.replace(staging, target)
+
+
+def onnx_session(path, engine_config: dict):
+    """An ONNX Runtime session built from the same settings as paddlex's runner."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    for key in ("log_severity_level", "enable_cpu_mem_arena", "intra_op_num_threads"):
+        if key in engine_config:
+            setattr(options, key, engine_config[key])
+    providers = engine_config.get("providers", ["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers,
+                                provider_options=engine_config.get("provider_options", [{}] * len(providers)))

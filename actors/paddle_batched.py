@@ -126,8 +126,7 @@ class BatchedReader:
             return Path(getattr(runner, "model_dir", "")) / f"{getattr(runner, 'model_file_prefix', 'inference')}.onnx"
 
         if engine_config is not None and path(det_runner).is_file() and path(self.rec.runner).is_file():
-            from actors.models import ctc_argmax_model
-            from actors.paddle_ocr import onnx_session
+            from actors.models import ctc_argmax_model, onnx_session
 
             det_runner = SessionRunner(onnx_session(path(det_runner), engine_config))
             self.session = onnx_session(ctc_argmax_model(path(self.rec.runner)), engine_config)

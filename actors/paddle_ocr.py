@@ -17,7 +17,7 @@ import pandas as pd
 
 from actors.models import bundled_model_dir
 from pipeline.config import PaddleConfig, RunConfig
-from pipeline.prepare import page_pixels
+from pipeline.pixels import page_pixels
 from pipeline.reading_order import detect_direction, read_page
 from pipeline.schema import lines_to_json
 from pipeline.types import OcrLine
@@ -86,19 +86,6 @@ def onnx_engine_config(cfg: PaddleConfig, device: str, threads: int | None, shar
     if threads:
         config["intra_op_num_threads"] = threads
     return config
-
-
-def onnx_session(path, engine_config: dict):
-    """An ONNX Runtime session built from the same settings as paddlex's runner."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    for key in ("log_severity_level", "enable_cpu_mem_arena", "intra_op_num_threads"):
-        if key in engine_config:
-            setattr(options, key, engine_config[key])
-    providers = engine_config.get("providers", ["CPUExecutionProvider"])
-    return ort.InferenceSession(str(path), sess_options=options, providers=providers,
-                                provider_options=engine_config.get("provider_options", [{}] * len(providers)))
 
 
 def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = None, stock: bool = False):

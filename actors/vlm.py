@@ -1,34 +1,33 @@
-"""VLM actor: a vLLM engine (or an OpenAI-compatible `vllm serve`) reading whole pages.
+"""The VLM's pieces shared by the batch job, the bench and the engine: requests, checks, results.
 
-Kept apart, as in `paddle_ocr.py`: `load_engine` builds vLLM's offline engine; `build_request`
-sizes one page for the model and wraps it in the model's chat template; `generate_pages` sends a
-whole batch in ONE `LLM.generate` call (vLLM's continuous batching keeps many pages in flight),
-then re-sends only the bad pages (repetition loop, truncated) with stepped temperatures;
-`generate_via_server` does the same against a server; `VlmPredictor` is the Ray Data callable.
+`engine_args` gives vLLM's engine arguments for a config (`load_engine` builds the offline `LLM`
+from them, for the bench's raw baseline); `build_request` sizes one page for the model and wraps it
+in the model's chat template; `problem_of` says whether an output loops or was cut off;
+`sampling_params` steps temperature and seed with the attempt. The async engine that the Ray job
+and Serve run lives in `vlm_engine.py`, the Ray Data callable in `vlm_predictor.py`.
 
-Why a thin actor and not `ray.data.llm`: its processor turns every row into an LLM request and
+Why thin actors and not `ray.data.llm`: its processor turns every row into an LLM request and
 owns the rows end to end, while this pipeline routes (rows already read by the text layer or
 PaddleOCR pass through; bad pages retry at stepped temperatures and fall back to PaddleOCR's
-text). `ray.data.llm` also needs `ray[llm]`, which pins a CUDA vLLM build. Replicas and tensor
-parallelism come from Ray Data's actor pool: see `ray_remote_args`.
+text). `ray.data.llm` also needs `ray[llm]`, which pins a CUDA vLLM build. The way its vLLM stage
+keeps the engine full is taken over: many calls in flight per actor, each page a request of its
+own, a cap of ~1.1 x max_num_seqs requests in the engine. Replicas and tensor parallelism come
+from Ray Data's actor pool: see `ray_remote_args`.
 """
 
 from __future__ import annotations
 
-import base64
-import io
+import hashlib
 import logging
 import math
 import os
-import time
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from actors.torchvision_cpu import patch_cpu_torchvision
 from pipeline.config import VlmConfig
-from pipeline.prepare import page_pixels
+from pipeline.pixels import resize_for_vlm
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +42,19 @@ class VlmResult:
     attempts: int
     problem: str | None = None  # None | "repetition" | "truncated"
     temperature: float = 0.0
+    seconds: float = 0.0  # the engine's busy time put down to this page (its pool rate = pages x 60 / their sum)
 
 
 # --- engine -------------------------------------------------------------------------------------
 
 
-def load_engine(cfg: VlmConfig):
-    """vLLM's offline engine for one page image per prompt."""
+def engine_args(cfg: VlmConfig) -> dict:
+    """vLLM engine arguments for one page image per prompt (the offline `LLM` and `AsyncLLM` take the same)."""
     patch_cpu_torchvision()
     # paddlex registers a vLLM plugin that needs its own extras and logs a traceback when it
     # fails to load; this engine uses no vLLM plugins.
     os.environ.setdefault("VLLM_PLUGINS", "")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # the CLI's progress line, not vLLM's per-step INFO
-    if cfg.inline_engine:  # read when the engine is built: no spawned engine-core process (Ray actors must spawn)
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-    from vllm import LLM
-
     args = dict(
         model=cfg.model,
         tokenizer=cfg.tokenizer,
@@ -82,7 +78,15 @@ def load_engine(cfg: VlmConfig):
 
         args["distributed_executor_backend"] = "ray"
         os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
-    return LLM(**{**args, **cfg.engine_kwargs})  # engine_kwargs win
+    return {**args, **cfg.engine_kwargs}  # engine_kwargs win
+
+
+def load_engine(cfg: VlmConfig):
+    """vLLM's offline engine (`vllm.LLM`): the bench's raw baseline, one `generate` call for all pages."""
+    args = engine_args(cfg)
+    from vllm import LLM
+
+    return LLM(**args)
 
 
 def _in_ray_actor() -> bool:
@@ -96,16 +100,38 @@ def processor_kwargs(cfg: VlmConfig) -> dict:
     return {"size": {"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels}}
 
 
-def ray_remote_args(cfg: VlmConfig) -> dict:
-    """`map_batches` arguments for the VLM actor pool: `replicas` engines of `tensor_parallel_size` whole GPUs.
+def max_in_flight(cfg: VlmConfig) -> int:
+    """Requests one engine holds at once: ~1.1 x the sequences its scheduler runs (engine_kwargs win)."""
+    if cfg.server_url:
+        return cfg.server_concurrency
+    return cfg.max_in_flight or math.ceil(1.1 * cfg.engine_kwargs.get("max_num_seqs", cfg.max_num_seqs))
 
-    TP 1: the actor holds one GPU. TP > 1: each actor gets its own STRICT_PACK placement group of
+
+def calls_per_actor(cfg: VlmConfig) -> int:
+    """Calls in flight per VLM actor: enough that the engine's share of them never runs dry and
+    rows passing through find a free call (see VlmConfig.calls_per_actor)."""
+    return cfg.calls_per_actor or min(1024, max(64, 4 * max_in_flight(cfg)))
+
+
+def vlm_pool(cfg: VlmConfig):
+    """Ray Data's actor pool for the VLM: `replicas` actors, each running many calls at once (threads)."""
+    import ray.data
+
+    calls = calls_per_actor(cfg)
+    return ray.data.ActorPoolStrategy(size=cfg.replicas, max_tasks_in_flight_per_actor=calls,
+                                      max_concurrent_calls_per_actor=calls, enable_true_multi_threading=True)
+
+
+def ray_remote_args(cfg: VlmConfig) -> dict:
+    """`map_batches` arguments for the VLM actor pool on GPUs: `replicas` engines of `tensor_parallel_size` whole GPUs.
+
+    TP 1: the actor holds `num_gpus`. TP > 1: each actor gets its own STRICT_PACK placement group of
     TP one-GPU bundles (one node), takes no GPU itself, and vLLM's Ray executor puts its TP
     workers into that group (`placement_group_capture_child_tasks`).
     """
-    import ray.data
+    import ray
 
-    pool = ray.data.ActorPoolStrategy(size=cfg.replicas)
+    pool = vlm_pool(cfg)
     if cfg.tensor_parallel_size == 1:
         return {"compute": pool, "num_gpus": cfg.num_gpus}
     tp = cfg.tensor_parallel_size
@@ -123,18 +149,8 @@ def ray_remote_args(cfg: VlmConfig) -> dict:
 
 
 def resize_for_model(image: np.ndarray, cfg: VlmConfig):
-    """The page as a PIL image whose sides are multiples of 28 and whose area lies in [min_pixels, max_pixels].
-
-    Done here (qwen-vl-utils' `smart_resize`, the rule of Qwen2.5-VL's processor) so that the
-    in-process engine and a server see the same pixels; the processor then leaves the size alone.
-    """
-    from PIL import Image
-    from qwen_vl_utils import smart_resize
-
-    h, w = image.shape[:2]
-    nh, nw = smart_resize(h, w, factor=28, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
-    pil = Image.fromarray(np.ascontiguousarray(image[:, :, :3]), "RGB")
-    return pil if (nh, nw) == (h, w) else pil.resize((nw, nh), Image.Resampling.BICUBIC)
+    """The page as the model will see it (`pipeline.pixels.resize_for_vlm` with the config's pixel bounds)."""
+    return resize_for_vlm(image, cfg.min_pixels, cfg.max_pixels)
 
 
 def chat_messages(cfg: VlmConfig, image_url: str | None = None) -> list[dict]:
@@ -214,7 +230,17 @@ def sampling_params(cfg: VlmConfig, temperature: float, attempt: int = 1, **over
     return SamplingParams(**{**kwargs, **overrides})
 
 
-def _from_output(out, attempt: int, temperature: float, cfg: VlmConfig) -> VlmResult:
+def page_max_tokens(cfg: VlmConfig, key: str) -> int:
+    """This page's token budget: max_tokens, or with `max_tokens_spread` (benchmarks with random
+    weights and ignore_eos) a length between (1 - spread) and 1 times it that the page's key fixes."""
+    if not cfg.max_tokens_spread or not key:
+        return cfg.max_tokens
+    u = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") / 2**32
+    return max(1, round(cfg.max_tokens * (1 - cfg.max_tokens_spread * u)))
+
+
+def result_from_output(out, attempt: int, temperature: float, cfg: VlmConfig) -> VlmResult:
+    """A vLLM `RequestOutput` (final) as this page's result."""
     comp = out.outputs[0]
     lps = []
     for tok, entry in zip(comp.token_ids, comp.logprobs or []):
@@ -238,163 +264,13 @@ def retry_temperature(cfg: VlmConfig, attempt: int) -> float:
     return cfg.temperature if attempt == 1 else cfg.retry_temperatures[min(attempt - 2, len(cfg.retry_temperatures) - 1)]
 
 
-def _rank(r: VlmResult) -> tuple:
-    return (r.problem is None, r.problem == "truncated", r.confidence or 0.0)
-
-
-def _retry_loop(n: int, run_attempt, cfg: VlmConfig) -> list[VlmResult]:
-    """Every page once, then only the bad pages again at stepped temperatures; each page keeps its
-    best attempt (good > truncated > looping, then higher confidence) and the number of attempts."""
-    best: list[VlmResult | None] = [None] * n
-    todo = list(range(n))
-    for attempt in range(1, cfg.max_retries + 2):
-        if attempt > 1:
-            log.info("vlm: retry %d of %d page(s) at temperature %.2f", attempt - 1, len(todo), retry_temperature(cfg, attempt))
-        for i, res in zip(todo, run_attempt(todo, attempt, retry_temperature(cfg, attempt)), strict=True):
-            if best[i] is None or _rank(res) > _rank(best[i]):
-                best[i] = res
-            best[i].attempts = attempt
-        todo = [i for i in todo if best[i].problem is not None]
-        if not todo:
-            break
-    return best  # type: ignore[return-value]
-
-
-def generate_pages(engine, images: list[np.ndarray], cfg: VlmConfig, **sampling_overrides) -> list[VlmResult]:
-    """Read every page of the batch in one `LLM.generate` call per attempt; only bad pages go again.
-
-    `sampling_overrides` go to vLLM's SamplingParams (tests use them to force loops)."""
-    tokenizer = engine.get_tokenizer()
-    requests = [build_request(im, cfg, tokenizer) for im in images]
-
-    def run_attempt(todo, attempt, temperature):
-        params = sampling_params(cfg, temperature, attempt, **sampling_overrides)
-        outs = engine.generate([requests[i] for i in todo], params, use_tqdm=False)
-        return [_from_output(o, attempt, temperature, cfg) for o in outs]
-
-    return _retry_loop(len(images), run_attempt, cfg)
-
-
-def generate_via_server(images: list[np.ndarray], cfg: VlmConfig, client=None, **sampling_overrides) -> list[VlmResult]:
-    """The same pages and outputs through an OpenAI-compatible server (`vllm serve MODEL`), many requests in flight."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from openai import OpenAI
-
-    client = client or OpenAI(base_url=cfg.server_url, api_key=cfg.api_key)
-    urls = []
-    for im in images:
-        buf = io.BytesIO()
-        resize_for_model(im, cfg).save(buf, format="PNG")
-        urls.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
-    # The page is already sized here (resize_for_model), so the server's image processor keeps it
-    # as is; per-request mm_processor_kwargs would need `--trust-request-mm-kwargs` on the server.
-    extra: dict = {}
-    if cfg.repeat_max_pattern_tokens > 0:
-        extra["repetition_detection"] = {"max_pattern_size": cfg.repeat_max_pattern_tokens, "min_count": cfg.repeat_min_count}
-    extra.update(sampling_overrides)
-
-    def one(i: int, attempt: int, temperature: float) -> VlmResult:
-        r = client.chat.completions.create(
-            model=cfg.model, messages=chat_messages(cfg, urls[i]), max_tokens=cfg.max_tokens, temperature=temperature,
-            seed=cfg.seed + attempt, logprobs=True, top_logprobs=1, extra_body=extra,
-        )
-        choice = r.choices[0]
-        lps = [c.logprob for c in (choice.logprobs.content or [])] if choice.logprobs else []
-        text = choice.message.content or ""
-        reason = str(choice.finish_reason or "length")
-        return VlmResult(text, reason, r.usage.prompt_tokens, r.usage.completion_tokens, mean_probability(lps),
-                         attempt, problem_of(text, reason, cfg), temperature)
-
-    with ThreadPoolExecutor(max_workers=cfg.server_concurrency) as pool:
-        def run_attempt(todo, attempt, temperature):
-            return list(pool.map(lambda i: one(i, attempt, temperature), todo))
-
-        return _retry_loop(len(images), run_attempt, cfg)
-
-
-# --- Ray Data callable --------------------------------------------------------------------------
-
-
-VLM_COLUMNS = ("vlm_confidence", "vlm_finish_reason", "vlm_prompt_tokens", "vlm_output_tokens", "vlm_attempts", "vlm_problem")
+def better(a: VlmResult, b: VlmResult | None) -> bool:
+    """Whether attempt `a` beats `b`: good > truncated > looping, then higher confidence."""
+    if b is None:
+        return True
+    rank = lambda r: (r.problem is None, r.problem == "truncated", r.confidence or 0.0)  # noqa: E731
+    return rank(a) > rank(b)
 
 
 def model_label(cfg: VlmConfig) -> str:
     return f"{cfg.model} (vllm {'server' if cfg.server_url else 'engine'})"
-
-
-class VlmPredictor:
-    """Ray Data callable: reads with the VLM the rows that need it, passes every other row through.
-
-    `config` is the run configuration (its `vlm` section is used) or a VlmConfig mapping. Rows
-    with `error` null and `engine == ""` are read. With `escalate=True` (hybrid mode) PaddleOCR
-    rows whose confidence is below `escalate_below` are read again; if the VLM still loops or is
-    cut off after the retries, such a row keeps PaddleOCR's text and `vlm_problem` says why.
-    Adds VLM_COLUMNS (null on rows the VLM did not read).
-    """
-
-    def __init__(self, config: dict, escalate: bool = False, engine=None):
-        section = config.get("vlm", config) if isinstance(config, dict) else config
-        self.cfg = section if isinstance(section, VlmConfig) else VlmConfig.model_validate(section)
-        self.escalate = escalate
-        self.model = model_label(self.cfg)
-        self.engine = engine or (None if self.cfg.server_url else load_engine(self.cfg))
-
-    def _todo(self, batch: pd.DataFrame) -> list:
-        ok = batch["error"].isna()
-        mask = ok & (batch["engine"] == "")
-        if self.escalate and "confidence" in batch:
-            conf = pd.to_numeric(batch["confidence"], errors="coerce")
-            mask |= ok & (batch["engine"] == "paddleocr") & (conf.isna() | (conf < self.cfg.escalate_below))
-        return batch.index[mask].tolist()
-
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        for col in VLM_COLUMNS:
-            if col not in batch:
-                batch[col] = None
-        todo = self._todo(batch)
-        if todo:
-            self._read(batch, todo)
-        batch["image"] = [b""] * len(batch)  # pixels are not needed past this stage
-        return batch
-
-    def _read(self, batch: pd.DataFrame, todo: list) -> None:
-        images = [page_pixels(batch.loc[i]) for i in todo]
-        start = time.perf_counter()
-        results = self._generate(images)
-        per_page = (time.perf_counter() - start) / len(todo)
-        for i, res in zip(todo, results):
-            if isinstance(res, Exception):
-                batch.at[i, "error"] = f"vlm: generation failed on this page ({type(res).__name__}: {str(res)[:300]})"
-                continue
-            before = batch.at[i, "seconds_ocr"] if "seconds_ocr" in batch else None  # hybrid: PaddleOCR's time + the VLM's
-            batch.at[i, "seconds_ocr"] = (float(before) if pd.notna(before) else 0.0) + per_page
-            batch.at[i, "vlm_confidence"] = res.confidence
-            batch.at[i, "vlm_finish_reason"] = res.finish_reason
-            batch.at[i, "vlm_prompt_tokens"] = res.prompt_tokens
-            batch.at[i, "vlm_output_tokens"] = res.output_tokens
-            batch.at[i, "vlm_attempts"] = res.attempts
-            batch.at[i, "vlm_problem"] = res.problem
-            if res.problem and batch.at[i, "engine"] == "paddleocr":
-                continue  # keep PaddleOCR's reading; the row says the VLM could not do better
-            batch.at[i, "text"] = res.text
-            batch.at[i, "lines_json"] = "[]"  # a VLM gives page text, no line boxes
-            batch.at[i, "confidence"] = res.confidence
-            batch.at[i, "engine"] = "vlm"
-            batch.at[i, "model"] = self.model
-
-    def _generate(self, images: list[np.ndarray]) -> list:
-        """The batch in one go; if it fails, page by page so that one bad page stays that page's error."""
-        run = (lambda ims: generate_pages(self.engine, ims, self.cfg)) if self.engine else (lambda ims: generate_via_server(ims, self.cfg))
-        try:
-            return run(images)
-        except Exception as e:
-            if len(images) == 1:
-                return [e]
-        out: list = []
-        for im in images:
-            try:
-                out.extend(run([im]))
-            except Exception as e:
-                out.append(e)
-        return out

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from pipeline.config import load_config
 from pipeline.discover import expand_document
-from pipeline.prepare import page_pixels, prepare_page
+from pipeline.pixels import page_pixels
+from pipeline.prepare import prepare_page
 from pipeline.sources import list_inputs
 
 
@@ -119,11 +120,26 @@ _WORDS = "page text batch scan ocr ray engine column table report figure line nu
 _HANZI = "天地玄黃宇宙洪荒日月盈昃辰宿列張寒來暑往秋收冬藏閏餘成歲律呂調陽雲騰致雨露結為霜金生麗水玉出崑岡劍號巨闕珠稱夜光果珍李柰菜重芥薑"
 
 
-def synthetic_page(i: int, directory: Path, dpi: int, vertical: bool = False) -> str:
+def degrade(path: Path, i: int) -> None:
+    """A poor scan of the page: blur, low contrast, sensor noise and a slight skew (seeded by i)."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    rng = np.random.default_rng(i)
+    im = Image.open(path).convert("L").rotate(float(rng.uniform(-1.5, 1.5)), fillcolor=255, resample=Image.Resampling.BICUBIC)
+    im = im.filter(ImageFilter.GaussianBlur(float(rng.uniform(1.2, 2.2))))
+    a = np.asarray(im, dtype=np.float32)
+    a = 255 - (255 - a) * float(rng.uniform(0.35, 0.55))  # faded ink on grey paper
+    a = a * 0.9 + rng.normal(0, 14, a.shape)
+    Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).convert("RGB").save(path)
+
+
+def synthetic_page(i: int, directory: Path, dpi: int, vertical: bool = False, degraded: bool = False) -> str:
     """Page i of the synthetic set: an A4 page as a PNG image (no text layer) with its own text.
 
     Horizontal: ~420 Latin words (the classifier routes it `horizontal`). Vertical: traditional
-    Chinese in right-to-left columns, 16 columns of 38 characters (routed `vertical`).
+    Chinese in right-to-left columns, 16 columns of 38 characters (routed `vertical`). Degraded:
+    a horizontal page as a poor scan (`degrade`), which PaddleOCR reads with low confidence.
     """
     import pymupdf
 
@@ -140,20 +156,29 @@ def synthetic_page(i: int, directory: Path, dpi: int, vertical: bool = False) ->
         page.insert_text((60, 70), f"Benchmark page {i}", fontsize=16)
         body = " ".join(_WORDS[(i * 7 + k * 3) % len(_WORDS)] + str((i * 31 + k) % 997) for k in range(420))
         page.insert_textbox(pymupdf.Rect(60, 90, 535, 800), body, fontsize=10)
-    path = directory / f"bench_{i:04d}{'_v' if vertical else ''}.png"
+    path = directory / f"bench_{i:04d}{'_v' if vertical else '_d' if degraded else ''}.png"
     page.get_pixmap(dpi=dpi).save(path)
+    if degraded and not vertical:
+        degrade(path, i)
     return str(path)
 
 
-def synthetic_pages(n: int, directory: Path, dpi: int, vertical_share: float = 0.0) -> list[str]:
-    """N distinct A4 pages (made in parallel processes); `vertical_share` of them vertical, spread evenly."""
+def spread(n: int, share: float, offset: float = 0.0) -> list[bool]:
+    """Which of n items are in a share of them, spread evenly (offset shifts the pattern)."""
+    return [int((i + 1) * share + offset) > int(i * share + offset) for i in range(n)]
+
+
+def synthetic_pages(n: int, directory: Path, dpi: int, vertical_share: float = 0.0, degraded_share: float = 0.0) -> list[str]:
+    """N distinct A4 pages (made in parallel processes); `vertical_share` of them vertical and
+    `degraded_share` of the others poor scans, spread evenly."""
     import os
     from concurrent.futures import ProcessPoolExecutor
 
     directory.mkdir(parents=True, exist_ok=True)
-    vertical = [int((i + 1) * vertical_share) > int(i * vertical_share) for i in range(n)]
+    vertical = spread(n, vertical_share)
+    degraded = [d and not v for d, v in zip(spread(n, degraded_share, 0.5), vertical)]
     with ProcessPoolExecutor(max(1, min(os.cpu_count() or 1, n // 8))) as pool:
-        return list(pool.map(synthetic_page, range(n), [directory] * n, [dpi] * n, vertical, chunksize=8))
+        return list(pool.map(synthetic_page, range(n), [directory] * n, [dpi] * n, vertical, degraded, chunksize=8))
 
 
 def pool_rate(workers: int, mean_seconds_per_page: float | None) -> float | None:
@@ -166,9 +191,18 @@ def pool_rate(workers: int, mean_seconds_per_page: float | None) -> float | None
     return round(60 * workers / mean_seconds_per_page, 2) if workers and mean_seconds_per_page else None
 
 
+def writer_rate(plan) -> float | None:
+    """Pages/min at the writer between its first and its last row (the pipeline's sustained rate)."""
+    spans = (plan.timeline or {}).get("rows_by_engine") or {}
+    if not spans:
+        return None
+    first, last = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
+    return round(60 * plan.todo_pages / (last - first), 2) if last > first else None
+
+
 def ray_job(pages_inputs: list[str], config) -> dict:
     from pipeline.job import run_job
-    from pipeline.report import ResourceSampler, build_report
+    from pipeline.report import ResourceSampler, build_report, read_pages
 
     out = Path(tempfile.mkdtemp(prefix="hybridocr-bench-"))
     sampler = ResourceSampler()
@@ -179,23 +213,56 @@ def ray_job(pages_inputs: list[str], config) -> dict:
     pool = pool_rate(plan.actors if config.mode == "paddle" else config.vlm.replicas,
                      report["mean_stage_seconds"]["seconds_ocr"]) if config.mode != "hybrid" else None
     engine_seconds = report["engine_seconds_ocr"]
+    rows = read_pages(out, ["route", "paddle_confidence", "vlm_attempts", "engine"]).to_pylist()
+    escalated = [r for r in rows if r["paddle_confidence"] is not None and r["vlm_attempts"] is not None]
     return {
-        "pages": plan.todo_pages, "seconds": round(seconds, 2), "pages_per_min": round(60 * plan.todo_pages / seconds, 2),
-        "pool_pages_per_min": pool,
+        "mode": config.mode, "pages": plan.todo_pages, "seconds": round(seconds, 2),
+        "pages_per_min": round(60 * plan.todo_pages / seconds, 2), "pool_pages_per_min": pool,
+        "writer_pages_per_min": writer_rate(plan),
         # the run's time not spent at the pool rate: actors' start, the pipeline's fill and drain
         "start_and_drain_seconds": round(seconds - 60 * plan.todo_pages / pool, 2) if pool else None,
         "startup_and_discovery_seconds": round(plan.started - t0, 2), "actors": plan.actors, "device": plan.device,
-        "vlm_device": plan.vlm_device,
+        "vlm_device": plan.vlm_device, "plan": plan.summary(),
         "cpu_threads_per_actor": plan.cpu_threads, "mean_stage_seconds": report["mean_stage_seconds"],
         "cpu_percent": report["cpu_percent"], "peak_memory_mib": report["peak_memory_mib"],
         "peak_gpu_memory_mib": report["peak_gpu_memory_mib"], "mean_gpu_utilization_percent": report["mean_gpu_utilization_percent"],
         "routes": report["routes"], "errors": report["errors"], "engines": report["engines"],
+        "vlm_route_pages": sum(r["route"] in config.hybrid.vlm_routes for r in rows) if config.mode == "hybrid" else None,
+        "escalated": len(escalated), "escalated_won_by_vlm": sum(r["engine"] == "vlm" for r in escalated),
         # hybrid: what each pool sustains on the pages it read (actors x 60 / its seconds per page)
         "pool_pages_per_min_by_engine": {
             "paddleocr": pool_rate(plan.actors, engine_seconds.get("paddleocr")),
             "vlm": pool_rate(config.vlm.replicas, engine_seconds.get("vlm")),
         } if config.mode == "hybrid" else None,
     }
+
+
+def mixture_bound(vlm_share: float, vlm_rate: float, paddle_rate: float) -> float:
+    """Pages/min of running the two pure modes one after the other on their shares of the pages."""
+    return round(1 / (vlm_share / vlm_rate + (1 - vlm_share) / paddle_rate), 2)
+
+
+def compare_hybrid(result: dict, files: list[str], config, args) -> None:
+    """The pure modes on the same pages, and the hybrid against the mixture bound they give."""
+    from pipeline.cli import _overrides
+
+    hybrid = result["ray_job"]
+    for mode, path in (("paddle", args.paddle_config), ("vlm", args.vlm_config)):
+        cfg = load_config(path, {"mode": mode, **_overrides(args.set)}) if path else config.model_copy(update={"mode": mode})
+        pure = files[: args.pure_pages] if args.pure_pages else files
+        result[f"{mode}_only"] = job = ray_job(pure, cfg)
+        print(f"{mode} only: {job['pages_per_min']} pages/min end to end on {job['pages']} pages", flush=True)
+    share = hybrid["vlm_route_pages"] / max(hybrid["pages"], 1)
+    bound = mixture_bound(share, result["vlm_only"]["pages_per_min"], result["paddle_only"]["pages_per_min"])
+    result["mixture"] = {"vlm_share": round(share, 3), "bound_pages_per_min": bound,
+                         "hybrid_ratio_to_bound": round(hybrid["pages_per_min"] / bound, 3),
+                         "hybrid_vs_paddle_only": round(hybrid["pages_per_min"] / result["paddle_only"]["pages_per_min"], 3),
+                         "hybrid_vs_vlm_only": round(hybrid["pages_per_min"] / result["vlm_only"]["pages_per_min"], 3)}
+    m = result["mixture"]
+    print(f"mixture bound (VLM share {m['vlm_share']}): {bound} pages/min; hybrid {hybrid['pages_per_min']} = "
+          f"{m['hybrid_ratio_to_bound']} x the bound, {m['hybrid_vs_paddle_only']} x paddle only, "
+          f"{m['hybrid_vs_vlm_only']} x vlm only; escalated {hybrid['escalated']} pages "
+          f"({hybrid['escalated_won_by_vlm']} kept the VLM's text)", flush=True)
 
 
 def main(args) -> int:
@@ -205,7 +272,7 @@ def main(args) -> int:
     inputs = list(args.inputs)
     if args.synthetic:
         inputs.append(str(Path(tempfile.mkdtemp(prefix="hybridocr-pages-"))))
-        synthetic_pages(args.synthetic, Path(inputs[-1]), config.render.dpi, args.synthetic_vertical)
+        synthetic_pages(args.synthetic, Path(inputs[-1]), config.render.dpi, args.synthetic_vertical, args.synthetic_degraded)
     files = list_inputs(inputs)
     pages = [p for f in files for p in expand_document({"source": f})]
     if args.pages:
@@ -220,7 +287,7 @@ def main(args) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))
         return 0
-    if not args.skip_baseline:
+    if not args.skip_baseline and config.mode != "hybrid":
         if config.mode == "vlm":
             result["baseline"] = raw_vllm(pages, config)
             print(f"baseline (raw vllm.LLM.generate): {result['baseline']['pages_per_min']} pages/min", flush=True)
@@ -239,9 +306,13 @@ def main(args) -> int:
     print(f"ray job ({config.mode}): {job['pages_per_min']} pages/min end to end{pool}"
           f" (paddle: {job['actors']} actors x "
           f"{job['cpu_threads_per_actor']} threads on {job['device']}; vlm: {job['vlm_device']})")
+    if job["writer_pages_per_min"]:
+        print(f"writer: {job['writer_pages_per_min']} pages/min from its first row to its last; plan {job['plan']}")
     if job["pool_pages_per_min_by_engine"]:
         print(f"hybrid: pages per engine {job['engines']}; pool pages/min by engine {job['pool_pages_per_min_by_engine']}; "
               f"OCR seconds per page by route {({k: v['mean_seconds_ocr'] for k, v in job['routes'].items()})}")
+        if not args.skip_baseline:
+            compare_hybrid(result, files, config, args)
     if "baseline" in result:
         result["ratio"] = round(result["ray_job"]["pages_per_min"] / result["baseline"]["pages_per_min"], 3)
         print(f"ratio ray job / baseline: {result['ratio']}")

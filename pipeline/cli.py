@@ -73,7 +73,8 @@ def cmd_run(args) -> int:
     ended = time.time()
     run = {"wall_seconds": ended - (plan.started or started), "total_seconds": round(ended - started, 1),
            "pages_processed": plan.todo_pages, "device": plan.device, "vlm_device": plan.vlm_device,
-           "actors": plan.actors, "skipped_already_done": plan.total_pages - plan.todo_pages, **sampler.summary()}
+           "actors": plan.actors, "skipped_already_done": plan.total_pages - plan.todo_pages, "plan": plan.summary(),
+           **sampler.summary()}
     report = build_report(args.out, run)
     md = write_report(args.out, report)
     if not args.quiet:
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--to", required=True)
     exp.set_defaults(func=cmd_export)
 
-    bench = sub.add_parser("bench", help="pages/min of the Ray job against a plain paddleocr loop on the same pages")
+    bench = sub.add_parser("bench", help="pages/min of the Ray job against a baseline on the same pages (hybrid: against both pure modes)")
     bench.add_argument("inputs", nargs="*", metavar="INPUT")
     bench.add_argument("--config")
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -125,7 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--synthetic", type=int, default=0, metavar="N", help="add N distinct generated A4 pages")
     bench.add_argument("--synthetic-vertical", type=float, default=0.0, metavar="SHARE",
                        help="make this share (0-1) of the synthetic pages vertical Chinese (hybrid mode routes them to the VLM)")
-    bench.add_argument("--skip-baseline", action="store_true")
+    bench.add_argument("--synthetic-degraded", type=float, default=0.0, metavar="SHARE",
+                       help="make this share (0-1) of the horizontal synthetic pages poor scans (blur, faded ink, noise, skew): escalation has pages to escalate")
+    bench.add_argument("--skip-baseline", action="store_true",
+                       help="no baseline: no plain paddleocr loop / raw vLLM; in hybrid mode no paddle-only and vlm-only runs")
+    bench.add_argument("--paddle-config", help="hybrid: the config of the paddle-only run (default: --config with mode paddle)")
+    bench.add_argument("--vlm-config", help="hybrid: the config of the vlm-only run (default: --config with mode vlm)")
+    bench.add_argument("--pure-pages", type=int, default=None, metavar="N", help="hybrid: run the pure modes on the first N files only")
     bench.add_argument("--baseline-pages", type=int, default=None, metavar="N", help="time the baseline on the first N pages only (the slow out-of-the-box loop)")
     bench.add_argument("--profile", action="store_true",
                        help="paddle: run one reader in this process and print seconds per step (det, crop, rec, inference) instead")

@@ -98,14 +98,26 @@ class VlmConfig(_Strict):
     max_tokens: int = Field(4096, ge=1, description="Largest number of generated tokens per page.")
     temperature: float = Field(0.0, ge=0, le=2, description="First attempt's temperature (0: greedy).")
     ignore_eos: bool = Field(False, description="Always generate max_tokens (benchmarks with load_format: dummy).")
+    max_tokens_spread: float = Field(
+        0.0, ge=0, lt=1, description="Benchmarks with random weights and ignore_eos: each page's budget is fixed by its id "
+        "between (1 - spread) and 1 times max_tokens, so outputs have different lengths. 0 for real runs.",
+    )
     min_pixels: int = Field(256 * 28 * 28, ge=4 * 28 * 28, description="Pages below this are upscaled (pixels).")
     max_pixels: int = Field(
         1280 * 28 * 28, ge=4 * 28 * 28, description="Pages above are downscaled; 1280*28*28 ≈ 1,300 visual tokens (A4 at 185 DPI ≈ 4,300)."
     )
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     max_num_seqs: int = Field(64, ge=1, description="Requests one engine runs at once (continuous batching).")
+    max_in_flight: Optional[int] = Field(
+        None, ge=1, description="Requests handed to one engine at once; None: ceil(1.1 x max_num_seqs), so the "
+        "scheduler always has the next page waiting when one finishes (as Ray's own ray.data.llm stage does).",
+    )
     batch_size: int = Field(
-        256, ge=1, description="Pages handed to one engine call; several times max_num_seqs keeps the engine full between calls."
+        1, ge=1, description="Rows per call of a VLM actor; 1: each page leaves the stage as soon as it is read.",
+    )
+    calls_per_actor: Optional[int] = Field(
+        None, ge=1, description="Calls in flight per VLM actor (threads); None: 4 x max_in_flight, at least 64. Rows the "
+        "VLM does not read pass through in a call of their own, so this also bounds how long they can queue.",
     )
     max_model_len: int = Field(8192, ge=256, description="Prompt (image tokens included) + output tokens.")
     enable_chunked_prefill: bool = True
@@ -116,10 +128,6 @@ class VlmConfig(_Strict):
     )
     replicas: int = Field(1, ge=1, description="Engines (actors) in the pool.")
     enforce_eager: bool = Field(False, description="Skip CUDA graphs / compilation (faster start, slower decode).")
-    inline_engine: bool = Field(
-        False, description="Run vLLM's engine core inside the actor's process (VLLM_ENABLE_V1_MULTIPROCESSING=0): "
-        "no engine process to spawn at start; output handling no longer overlaps the GPU steps."
-    )
     seed: int = 0
     engine_kwargs: dict[str, Any] = Field(
         {}, description="More vLLM engine arguments, passed to vllm.LLM as given (quantization, kv_cache_dtype, compilation_config...)."
@@ -142,6 +150,11 @@ class HybridConfig(_Strict):
         ["vertical", "photo", "handwriting"], description="hybrid mode: routes read by the VLM; the others by PaddleOCR."
     )
     escalate: bool = Field(True, description="hybrid mode: PaddleOCR pages below vlm.escalate_below are read again by the VLM.")
+    gpu_split: Literal["auto", "config"] = Field(
+        "auto", description="hybrid mode, both pools on one card: auto gives each PaddleOCR actor paddle_gpu_gb and vLLM "
+        "the rest (its gpu_memory_utilization, in the report); config: paddle.gpu_memory_gb and vlm.gpu_memory_utilization as set.",
+    )
+    paddle_gpu_gb: float = Field(6.0, gt=0, description="hybrid gpu_split auto: GPU memory per PaddleOCR actor (the batched reader peaks near 5 GB at det_batch_size 4).")
 
 
 class RunConfig(_Strict):

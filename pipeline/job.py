@@ -2,11 +2,14 @@
 
     files ──flat_map(expand_document)──> page rows ──map(prepare_page)──> pages with pixels
           ──map_batches(PaddleOcrPredictor, ActorPoolStrategy)──> OCR rows     (paddle, hybrid)
-          ──map_batches(VlmPredictor, whole-GPU actors)──> VLM rows           (vlm, hybrid)
+          ──repartition(1 row per block)──map_batches(VlmPredictor, many calls per actor)──> VLM rows   (vlm, hybrid)
           ──map_batches(to_output_table)──> write_parquet(OUT_DIR/pages)
 
-Hybrid mode stays one linear stream: the PaddleOCR stage skips the routes the VLM reads and keeps
-the pixels of low-confidence pages; the VLM stage reads what is left and escalates those.
+Hybrid mode is one stream in which the two pools work at once: the PaddleOCR stage skips the
+routes the VLM reads and keeps the pixels of low-confidence pages; the VLM stage takes one row per
+call, many calls at once, so a row it does not read passes in a call of its own (also while vLLM
+is still starting: the engine starts in the background, `actors/vlm_engine.py`), and a page it
+reads leaves as soon as it is done, escalated pages as soon as PaddleOCR has read them.
 
 Resume: pages already in OUT_DIR/pages are filtered out before any work; unreadable files left
 by a killed run are moved to OUT_DIR/broken/ and their pages recomputed. OUT_DIR may be local or
@@ -20,15 +23,15 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass
 
 import pyarrow as pa
 import ray
 
-from actors.paddle_ocr import PaddleOcrPredictor, gpu_visible
+from actors.paddle_ocr import PaddleOcrPredictor
 from pipeline.config import RunConfig
 from pipeline.discover import expand_document
 from pipeline.output import OutputDir
+from pipeline.plan import Plan, plan_pool
 from pipeline.prepare import prepare_page
 from pipeline.schema import to_output_table
 from pipeline.sources import list_inputs
@@ -61,87 +64,44 @@ def finished_pages(out: OutputDir) -> set[tuple[str, str, int]]:
     return set(zip(t["source"].to_pylist(), t["doc_id"].to_pylist(), t["page_index"].to_pylist()))
 
 
-@dataclass
-class Plan:
-    """What a run will do, decided before any page is rendered."""
-
-    total_pages: int
-    todo_pages: int
-    device: str
-    actors: int
-    cpu_threads: int | None
-    actor_cpus: float = 1.0  # CPUs reserved per PaddleOCR actor
-    render_cpus: float = 1.0  # CPUs reserved per render task
-    vlm_device: str | None = None  # gpu | cpu, None when the mode has no VLM stage
-    vlm_cpus: float = 0.0  # CPUs reserved per VLM engine
-    started: float = 0.0  # when page processing began (after discovery and resume filtering)
-
-
-def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:
-    """Size the actor pools from the cluster's resources (fractional GPUs or CPUs).
-
-    The VLM engines (vlm/hybrid modes) take their GPUs first; PaddleOCR actors share what is left
-    (hybrid on one GPU: set vlm.num_gpus to 0.5, or PaddleOCR runs on the CPU). The CPU
-    reservations always leave room for the render tasks: an actor pool that holds every CPU would
-    starve the stage that feeds it and the job would hang.
-    """
-    resources = ray.cluster_resources()
-    gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 1)
-    p, v = config.paddle, config.vlm
-    render_cpus = min(config.render_num_cpus, cpus / 2)
-    vlm_device, vlm_gpus, vlm_cpus = None, 0.0, 0.0
-    if config.mode in ("vlm", "hybrid"):
-        vlm_device = "gpu" if gpus > 0 and not v.server_url else "cpu"
-        vlm_gpus = v.replicas * (v.tensor_parallel_size if v.tensor_parallel_size > 1 else v.num_gpus) if vlm_device == "gpu" else 0.0
-        vlm_cpus = min(1.0, cpus / 4)
-    plan = Plan(total_pages, todo_pages, "none", 0, None, 0.0, render_cpus, vlm_device, vlm_cpus)
-    if config.mode == "vlm":
-        return plan
-    paddle_gpus = gpus - vlm_gpus
-    use_gpu = p.device == "gpu" or (p.device == "auto" and paddle_gpus >= p.num_gpus and gpu_visible_anywhere(gpus))
-    free_cpus = cpus - render_cpus - v.replicas * vlm_cpus
-    if use_gpu:
-        actors = p.actors or max(1, int(paddle_gpus / p.num_gpus))
-    else:
-        actors = p.actors or max(1, int(free_cpus // p.num_cpus))
-    actors = max(1, min(actors, max(todo_pages, 1)))
-    plan.device, plan.actors = ("gpu" if use_gpu else "cpu"), actors
-    plan.actor_cpus = max(0.01, min(p.num_cpus, free_cpus / actors))
-    # Inference threads: on the CPU every core (rendering and classifying cost ~3% of OCR time, and
-    # the reservation above only keeps Ray's scheduler from starving them); on a GPU, num_cpus.
-    plan.cpu_threads = p.cpu_threads or max(1, int(p.num_cpus if use_gpu else cpus // actors))
-    return plan
-
-
-def gpu_visible_anywhere(gpus: float) -> bool:
-    # The driver of a cluster job may have no GPU itself; Ray's GPU resource is then the evidence.
-    return gpus > 0 and (gpu_visible() or not os.path.exists("/dev/nvidiactl"))
-
-
 @ray.remote(num_cpus=0)
 class ProgressCounter:
-    """Pages written so far in this run (the shaping stage adds, the driver reads)."""
+    """Pages that reached the writer in this run (the shaping stage adds, the driver reads), and
+    when: per engine the first and last such time, and when each VLM engine was up."""
 
     def __init__(self):
         self.done = 0
         self.errors = 0
+        self.engines: dict[str, list[float]] = {}  # engine -> [first, last] time its rows reached the writer
+        self.vlm_ready: list[float] = []
 
-    def add(self, done: int, errors: int) -> None:
+    def add(self, done: int, errors: int, engines: dict | None = None) -> None:
         self.done += done
         self.errors += errors
+        now = time.time()
+        for engine in engines or {}:
+            self.engines.setdefault(engine, [now, now])[1] = now
+
+    def engine_ready(self, at: float) -> None:
+        self.vlm_ready.append(at)
 
     def get(self) -> tuple[int, int]:
         return self.done, self.errors
+
+    def timeline(self) -> dict:
+        return {"rows_by_engine": self.engines, "vlm_ready": self.vlm_ready}
 
 
 def shape_output(batch: pa.Table, counter) -> pa.Table:
     """Final stage before writing: typed output rows, counted for the progress line."""
     table = to_output_table(batch)
-    counter.add.remote(table.num_rows, table.num_rows - table["error"].null_count)
+    engines = {e: 1 for e in table["engine"].to_pylist()}
+    counter.add.remote(table.num_rows, table.num_rows - table["error"].null_count, engines)
     return table
 
 
 def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counter) -> ray.data.Dataset:
+    config = plan.applied(config)
     p, mode = config.paddle, config.mode
     ds = pages.map(prepare_page, fn_kwargs={"config": config}, num_cpus=plan.render_cpus)
     escalate = mode == "hybrid" and config.hybrid.escalate
@@ -164,17 +124,22 @@ def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counte
             **ocr_resources,
         )
     if mode in ("vlm", "hybrid"):
-        from actors.vlm import VlmPredictor, ray_remote_args
+        from actors.vlm import ray_remote_args, vlm_pool
+        from actors.vlm_predictor import VlmPredictor
 
+        vlm = config.vlm
         if plan.vlm_device == "gpu":
-            resources = ray_remote_args(config.vlm)
+            resources = ray_remote_args(vlm)
         else:  # CPU engine (tests) or a remote server: no GPU to hold
-            resources = {"compute": ray.data.ActorPoolStrategy(size=config.vlm.replicas), "num_gpus": 0, "num_cpus": plan.vlm_cpus}
+            resources = {"compute": vlm_pool(vlm), "num_gpus": 0}
+        # one call per row: a call waits only for its own page (Ray Data bundles whole blocks into a call)
+        ds = ds.repartition(target_num_rows_per_block=vlm.batch_size)
         ds = ds.map_batches(
             VlmPredictor,
-            fn_constructor_kwargs={"config": config.model_dump(), "escalate": escalate},
-            batch_size=config.vlm.batch_size,
+            fn_constructor_kwargs={"config": vlm.model_dump(), "escalate": escalate, "on_ready": counter.engine_ready.remote},
+            batch_size=vlm.batch_size,
             batch_format="pandas",
+            num_cpus=plan.vlm_cpus,
             **resources,
         )
     return ds.map_batches(shape_output, fn_kwargs={"counter": counter}, batch_format="pyarrow", num_cpus=0.1)
@@ -211,6 +176,7 @@ def run_job(inputs: list[str], out_dir: str | os.PathLike, config: RunConfig, *,
     started = plan.started = time.time()
     if on_progress is None:
         _write(ds, out, config, todo)
+        plan.timeline = ray.get(counter.timeline.remote())
         return plan
     finished = threading.Event()
     failure: list[BaseException] = []
@@ -232,4 +198,5 @@ def run_job(inputs: list[str], out_dir: str | os.PathLike, config: RunConfig, *,
     on_progress(done, errors, plan, started)
     if failure:
         raise failure[0]
+    plan.timeline = ray.get(counter.timeline.remote())
     return plan

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
-
 from pipeline.classify import classify_page
 from pipeline.config import RunConfig
+from pipeline.pixels import sized_for_vlm
 from pipeline.render import open_pdf_page, render_image_page, render_pdf_page
 from pipeline.schema import lines_to_json
 from pipeline.textlayer import read_text_layer
@@ -23,21 +22,6 @@ _DEFAULTS = {
     "lines_json": None, "confidence": None, "paddle_confidence": None, "width": None, "height": None, "dpi": None, "scale": None,
     "seconds_render": None, "seconds_classify": None, "seconds_ocr": None, "image": b"",
 }
-
-
-def page_pixels(row) -> np.ndarray:
-    """The RGB pixels `prepare_page` stored in a row (a dict or a pandas row) as an HxWx3 array."""
-    return np.frombuffer(row["image"], dtype=np.uint8).reshape(int(row["height"]), int(row["width"]), 3)
-
-
-def _sized_for_vlm(image: np.ndarray, config: RunConfig, out: dict) -> np.ndarray:
-    """vlm mode: the pixels the model will see (qwen-vl-utils' smart_resize); the row's size, DPI and scale follow."""
-    from actors.vlm import resize_for_model
-
-    sized = np.asarray(resize_for_model(image, config.vlm))
-    factor = sized.shape[1] / image.shape[1]
-    out.update(width=sized.shape[1], height=sized.shape[0], dpi=out["dpi"] * factor, scale=out["scale"] * factor)
-    return sized
 
 
 def prepare_page(row: dict, config: RunConfig) -> dict:
@@ -75,8 +59,9 @@ def prepare_page(row: dict, config: RunConfig) -> dict:
         if verdict.route == "blank":
             out.update(engine="none", text="", lines_json="[]")
         else:
-            if config.mode == "vlm":  # size for the model here, in parallel, not serially in the engine's actor
-                image = _sized_for_vlm(image, config, out)
+            if config.mode == "vlm" or (config.mode == "hybrid" and verdict.route in config.hybrid.vlm_routes):
+                # the VLM's pages are sized for the model here, in parallel, not serially in the engine's actor
+                image = sized_for_vlm(image, config.vlm.min_pixels, config.vlm.max_pixels, out)
             out["image"] = image.tobytes()
     except Exception as e:  # the page becomes an error row; the job goes on
         out.update(engine="none", image=b"", error=f"{stage}: {type(e).__name__}: {str(e)[:300]}")

@@ -141,6 +141,12 @@ def report_markdown(report: dict) -> str:
                 "mean_gpu_utilization_percent"):
         if key in report:
             lines.append(f"- {key.replace('_', ' ')}: {report[key]}")
+    plan = report.get("plan") or {}
+    if plan.get("gpu_split"):
+        lines.append(f"- GPU split (hybrid, one card): {plan['gpu_split']}")
+    if plan.get("vlm_engine_up_seconds"):
+        lines.append(f"- VLM engine up after: {plan['vlm_engine_up_seconds']} s; rows reached the writer (first, last s): "
+                     f"{plan.get('rows_reached_writer_seconds')}")
     lines += ["", "| route | pages | mean confidence | OCR seconds per page |", "|---|---|---|---|"]
     for route, v in report["routes"].items():
         conf = "" if v["mean_confidence"] is None else f"{v['mean_confidence']:.3f}"

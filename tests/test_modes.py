@@ -54,8 +54,7 @@ def test_hybrid_routes_escalates_and_falls_back(inputs, tiny_vlm_dir, ray_local,
 
 
 def test_vlm_mode_reads_every_ocr_page(inputs, tiny_vlm_dir, ray_local, tmp_path):
-    # inline_engine: vLLM's engine core in the actor's own process (the hybrid test above covers the spawned one)
-    config = RunConfig.model_validate({"mode": "vlm", "vlm": tiny_vlm_config(tiny_vlm_dir, max_retries=0, inline_engine=True)})
+    config = RunConfig.model_validate({"mode": "vlm", "vlm": tiny_vlm_config(tiny_vlm_dir, max_retries=0)})
     run_job(inputs, tmp_path, config)
     rows = read_pages(tmp_path).to_pylist()
     ocr = [r for r in rows if r["engine"] != "text_layer"]

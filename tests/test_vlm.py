@@ -1,4 +1,4 @@
-"""The VLM engine: the real vLLM (CPU build in CI) on a tiny random-weight Qwen2.5-VL built here.
+"""The VLM engine: the real vLLM (CPU build in CI, its async engine) on a tiny random-weight Qwen2.5-VL built here.
 
 The engine loads once for the module; every test varies only per-request settings (token budget,
 retries, temperatures), so the whole file costs one engine start plus a few short generations.
@@ -6,19 +6,17 @@ retries, temperatures), so the whole file costs one engine start plus a few shor
 
 from __future__ import annotations
 
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
+from actors.vlm import VlmConfig, looks_repetitive, page_max_tokens
+from actors.vlm_engine import VlmEngine
+from actors.vlm_predictor import VlmPredictor
 from tests.conftest import needs_vllm, tiny_vlm_config
-from actors.vlm import (
-    VlmConfig,
-    VlmPredictor,
-    generate_pages,
-    looks_repetitive,
-)
 
 
 # --- looks_repetitive: pure ---------------------------------------------------------------------
@@ -70,53 +68,72 @@ def tiny_cfg(tiny_vlm_dir, tmp_path_factory) -> VlmConfig:
 
 @pytest.fixture(scope="module")
 def engine(tiny_cfg):
-    from actors.vlm import load_engine
+    eng = VlmEngine(tiny_cfg)
+    eng.wait_ready(600)
+    yield eng
+    eng.close()
 
-    llm = load_engine(tiny_cfg)
-    yield llm
-    del llm
+
+def read_all(engine, images, cfg=None, keys=None, **overrides):
+    futures = [engine.read(im, (keys or [""] * len(images))[k], cfg, **overrides) for k, im in enumerate(images)]
+    return [f.result(timeout=600) for f in futures]
 
 
-class Spy:
-    """The real engine, with each generate call's temperatures and prompt count noted."""
-
-    def __init__(self, llm):
-        self.llm, self.calls = llm, []
-
-    def get_tokenizer(self):
-        return self.llm.get_tokenizer()
-
-    def generate(self, prompts, params, **kw):
-        self.calls.append((len(prompts), params.temperature))
-        return self.llm.generate(prompts, params, **kw)
+@needs_vllm
+def test_engine_starts_in_the_background_and_reads_what_came_first(tiny_cfg, engine):
+    # A second engine: the constructor returns before vLLM is up, pages handed in meanwhile wait and are read.
+    t0 = time.perf_counter()
+    late = VlmEngine(tiny_cfg.model_copy(update={"max_retries": 0}))
+    assert time.perf_counter() - t0 < 2 and late.ready_at is None
+    futures = [late.read(im) for im in PAGES]
+    assert not any(f.done() for f in futures)
+    results = [f.result(timeout=600) for f in futures]
+    assert late.ready_at is not None and all(r.output_tokens == 8 and r.attempts == 1 for r in results)
+    late.close()
 
 
 @needs_vllm
 def test_engine_kwargs_reach_the_engine(engine):
-    assert engine.llm_engine.vllm_config.scheduler_config.max_num_seqs == 6
+    assert engine._backend.result().engine.vllm_config.scheduler_config.max_num_seqs == 6
 
 
 @needs_vllm
-def test_pages_in_one_call_with_tokens_and_confidence(engine, tiny_cfg):
-    spy = Spy(engine)
-    eos = engine.get_tokenizer().convert_tokens_to_ids("<|im_end|>")
+def test_each_page_is_a_request_with_tokens_and_confidence(engine, tiny_cfg):
+    from transformers import AutoTokenizer
+
+    eos = AutoTokenizer.from_pretrained(tiny_cfg.model).convert_tokens_to_ids("<|im_end|>")
     # allowed_token_ids=[eos]: the model must stop at once, so the first attempt is good
-    results = generate_pages(spy, PAGES, tiny_cfg, allowed_token_ids=[eos])
-    assert spy.calls == [(3, 0.0)]  # all pages in one generate call, nothing retried
+    results = read_all(engine, PAGES, allowed_token_ids=[eos])
     assert len(results) == 3
     for r in results:
         assert r.finish_reason == "stop" and r.problem is None and r.attempts == 1
         assert r.output_tokens == 1 and r.prompt_tokens > 16  # the image alone is 16+ tokens
-        assert 0.0 <= r.confidence <= 1.0
+        assert 0.0 <= r.confidence <= 1.0 and r.seconds >= 0
 
     # free generation with an 8-token budget: cut off → one retry at the first retry temperature → marked
-    spy.calls.clear()
-    results = generate_pages(spy, PAGES, tiny_cfg)
-    assert spy.calls == [(3, 0.0), (3, tiny_cfg.retry_temperatures[0])]
+    results = read_all(engine, PAGES)
     for r in results:
         assert r.finish_reason == "length" and r.problem == "truncated" and r.attempts == 2
         assert r.output_tokens == 8 and isinstance(r.text, str)
         assert 0.0 <= r.confidence <= 1.0
+
+
+@needs_vllm
+def test_outputs_of_different_lengths_keep_the_engine_full(engine, tiny_cfg):
+    # Random weights with ignore_eos and a per-page budget spread: 24 pages, budgets between 4 and 40
+    # tokens. Every page gets exactly its budget, and the engine held many requests at once (never
+    # more than its cap) instead of one batch at a time.
+    cfg = tiny_cfg.model_copy(update={"max_tokens": 40, "max_tokens_spread": 0.9, "ignore_eos": True, "max_retries": 0,
+                                  "repeat_max_pattern_tokens": 0})  # random weights loop: no early stop
+    keys = [f"doc{k}:0" for k in range(24)]
+    images = [PAGES[k % 3] for k in range(24)]
+    engine.peak_in_flight = 0
+    results = read_all(engine, images, cfg, keys)
+    budgets = [page_max_tokens(cfg, k) for k in keys]
+    assert len(set(budgets)) > 10 and min(budgets) >= 4
+    assert [r.output_tokens for r in results] == budgets
+    assert 1 < engine.peak_in_flight <= engine.max_in_flight == 7  # ceil(1.1 x 6)
+    assert sum(r.seconds for r in results) > 0
 
 
 def _longest_plain_token(tokenizer) -> int:
@@ -127,13 +144,13 @@ def _longest_plain_token(tokenizer) -> int:
 
 @needs_vllm
 def test_repetition_loop_retries_with_stepped_temperature_then_marks(engine, tiny_cfg):
-    token = _longest_plain_token(engine.get_tokenizer())
+    from transformers import AutoTokenizer
+
+    token = _longest_plain_token(AutoTokenizer.from_pretrained(tiny_cfg.model))
     loop = dict(allowed_token_ids=[token], ignore_eos=True)  # every attempt, at any temperature, loops
     temps = [0.1, 0.4, 0.7, 1.0]
     cfg = tiny_cfg.model_copy(update={"max_tokens": 200, "max_retries": 4, "retry_temperatures": temps})
-    spy = Spy(engine)
-    (r,) = generate_pages(spy, PAGES[:1], cfg, **loop)
-    assert [t for _, t in spy.calls] == [0.0] + temps
+    (r,) = read_all(engine, PAGES[:1], cfg, **loop)
     assert r.attempts == 5 and r.problem == "repetition" and r.temperature in [0.0] + temps
     # vLLM's own n-gram check ended each attempt early instead of burning 200 tokens
     assert r.finish_reason == "repetition" and r.output_tokens < 200
@@ -141,7 +158,7 @@ def test_repetition_loop_retries_with_stepped_temperature_then_marks(engine, tin
 
     # with the engine-side check off, the text check catches the loop in the output
     cfg = cfg.model_copy(update={"repeat_max_pattern_tokens": 0, "max_tokens": 120, "max_retries": 1})
-    (r,) = generate_pages(engine, PAGES[:1], cfg, **loop)
+    (r,) = read_all(engine, PAGES[:1], cfg, **loop)
     assert r.finish_reason == "length" and r.output_tokens == 120
     assert looks_repetitive(r.text) and r.problem == "repetition" and r.attempts == 2
 
@@ -158,14 +175,14 @@ def test_predictor_fills_vlm_rows_and_passes_others(engine, tiny_cfg):
         row(""),  # to read
         row("text_layer", text="born digital"),  # passes through
         row("", error="render: broken page"),  # passes through
-        row("paddleocr", text="paddle text", confidence=0.5),  # low confidence: the VLM tries, loops → kept
+        row("paddleocr", text="paddle text", confidence=0.5),  # low confidence: the VLM tries, is cut off → kept
         row("paddleocr", text="sure text", confidence=0.99),  # confident: passes through
     ])
     predictor = VlmPredictor({"vlm": tiny_cfg.model_dump()}, escalate=True, engine=engine)
     out = predictor(batch)
     assert out.at[0, "engine"] == "vlm" and out.at[0, "model"].startswith(tiny_cfg.model)
     assert out.at[0, "vlm_problem"] == "truncated" and out.at[0, "vlm_attempts"] == 2
-    assert 0 <= out.at[0, "confidence"] <= 1 and out.at[0, "seconds_ocr"] > 0
+    assert 0 <= out.at[0, "confidence"] <= 1 and out.at[0, "seconds_ocr"] >= 0
     assert out.at[1, "text"] == "born digital" and out.at[1, "vlm_attempts"] is None
     assert out.at[2, "error"] == "render: broken page" and out.at[2, "engine"] == ""
     assert out.at[3, "engine"] == "paddleocr" and out.at[3, "text"] == "paddle text"
@@ -215,11 +232,11 @@ def server(engine, tiny_cfg, tmp_path):
 
 @needs_vllm
 def test_server_path_gives_the_engines_outputs(engine, tiny_cfg, server):
-    from actors.vlm import generate_via_server
-
     cfg = tiny_cfg.model_copy(update={"max_retries": 0, "server_url": server})
-    via_server = generate_via_server(PAGES, cfg)
-    in_process = generate_pages(engine, PAGES, cfg)
+    remote = VlmEngine(cfg)
+    via_server = read_all(remote, PAGES)
+    in_process = read_all(engine, PAGES, cfg)
+    remote.close()
     for s, e in zip(via_server, in_process, strict=True):
         assert (s.text, s.finish_reason, s.prompt_tokens, s.output_tokens, s.problem) == (
             e.text, e.finish_reason, e.prompt_tokens, e.output_tokens, e.problem)

@@ -1,0 +1,83 @@
+"""Ray Data callable around `VlmEngine`: reads the rows that need the VLM, passes every other row on.
+
+The actor is ready as soon as its engine has begun to start (`VlmEngine` builds vLLM in the
+background), and Ray Data runs many calls of it at once (`ray_remote_args` in actors/vlm.py:
+`calls_per_actor` threads, rows of one page each). So a row that the VLM does not read leaves at
+once, also while vLLM is still starting, and the engine holds ~1.1 x max_num_seqs pages at every
+moment instead of draining at the end of each batch.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from actors.vlm import model_label
+from actors.vlm_engine import VlmEngine
+from pipeline.config import VlmConfig
+from pipeline.pixels import page_pixels
+
+VLM_COLUMNS = ("vlm_confidence", "vlm_finish_reason", "vlm_prompt_tokens", "vlm_output_tokens", "vlm_attempts", "vlm_problem")
+
+
+def needs_vlm(batch: pd.DataFrame, escalate: bool, escalate_below: float) -> pd.Series:
+    """Rows for the VLM: not yet read by anyone, or (escalate) read by PaddleOCR below `escalate_below`."""
+    ok = batch["error"].isna()
+    mask = ok & (batch["engine"] == "")
+    if escalate and "confidence" in batch:
+        conf = pd.to_numeric(batch["confidence"], errors="coerce")
+        mask |= ok & (batch["engine"] == "paddleocr") & (conf.isna() | (conf < escalate_below))
+    return mask
+
+
+class VlmPredictor:
+    """`config` is the run configuration (its `vlm` section is used) or a VlmConfig mapping.
+
+    Rows with `error` null and `engine == ""` are read. With `escalate=True` (hybrid mode) PaddleOCR
+    rows whose confidence is below `escalate_below` are read again; if the VLM still loops or is cut
+    off after the retries, such a row keeps PaddleOCR's text and `vlm_problem` says why. Adds
+    VLM_COLUMNS (null on rows the VLM did not read). Safe to call from many threads at once.
+    """
+
+    def __init__(self, config: dict, escalate: bool = False, engine: VlmEngine | None = None, on_ready=None):
+        section = config.get("vlm", config) if isinstance(config, dict) else config
+        self.cfg = section if isinstance(section, VlmConfig) else VlmConfig.model_validate(section)
+        self.escalate = escalate
+        self.model = model_label(self.cfg)
+        self.engine = engine or VlmEngine(self.cfg)
+        if on_ready is not None:  # told when vLLM is up (the job's timeline); not on a failed start
+            self.engine.when_ready(on_ready)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        for col in VLM_COLUMNS:
+            if col not in batch:
+                batch[col] = None
+        todo = batch.index[needs_vlm(batch, self.escalate, self.cfg.escalate_below)].tolist()
+        if todo:
+            self._read(batch, todo)
+        batch["image"] = [b""] * len(batch)  # pixels are not needed past this stage
+        return batch
+
+    def _read(self, batch: pd.DataFrame, todo: list) -> None:
+        futures = [self.engine.read(page_pixels(batch.loc[i]), str(batch.at[i, "page_id"]) if "page_id" in batch else "")
+                   for i in todo]
+        for i, future in zip(todo, futures):
+            try:
+                res = future.result()
+            except Exception as e:  # this page's error row; the job goes on
+                batch.at[i, "error"] = f"vlm: generation failed on this page ({type(e).__name__}: {str(e)[:300]})"
+                continue
+            before = batch.at[i, "seconds_ocr"] if "seconds_ocr" in batch else None  # hybrid: PaddleOCR's time + the VLM's
+            batch.at[i, "seconds_ocr"] = (float(before) if pd.notna(before) else 0.0) + res.seconds
+            batch.at[i, "vlm_confidence"] = res.confidence
+            batch.at[i, "vlm_finish_reason"] = res.finish_reason
+            batch.at[i, "vlm_prompt_tokens"] = res.prompt_tokens
+            batch.at[i, "vlm_output_tokens"] = res.output_tokens
+            batch.at[i, "vlm_attempts"] = res.attempts
+            batch.at[i, "vlm_problem"] = res.problem
+            if res.problem and batch.at[i, "engine"] == "paddleocr":
+                continue  # keep PaddleOCR's reading; the row says the VLM could not do better
+            batch.at[i, "text"] = res.text
+            batch.at[i, "lines_json"] = "[]"  # a VLM gives page text, no line boxes
+            batch.at[i, "confidence"] = res.confidence
+            batch.at[i, "engine"] = "vlm"
+            batch.at[i, "model"] = self.model

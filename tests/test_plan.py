@@ -1,0 +1,64 @@
+"""The plan: pool sizes, the CPUs left for rendering, and the GPU split of a hybrid run on one card."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.plan import CUDA_CONTEXT_GB, Plan, split_gpu
+from tests.conftest import REPO
+
+
+@pytest.mark.parametrize("name, card_gb, actors", [("gpu-hybrid.yaml", 141.0, 8), ("gpu-hybrid-80gb.yaml", 80.0, 4)])
+def test_hybrid_gpu_split_gives_vllm_what_paddleocr_leaves(name, card_gb, actors):
+    config = load_config(REPO / "configs" / name)
+    split, overrides = split_gpu(config, config.paddle.actors, card_gb)
+    assert split["paddle_actors"] == actors
+    paddle_gb = actors * (config.hybrid.paddle_gpu_gb + CUDA_CONTEXT_GB)
+    vlm_gb = split["vlm_gpu_memory_utilization"] * card_gb
+    assert paddle_gb + vlm_gb <= 0.95 * card_gb and vlm_gb > 40  # weights ~17 GB + KV cache for max_num_seqs pages
+    applied = Plan(1, 1, "gpu", actors, 2, overrides=overrides).applied(config)
+    assert applied.vlm.gpu_memory_utilization == split["vlm_gpu_memory_utilization"]
+    assert applied.paddle.gpu_memory_gb == config.hybrid.paddle_gpu_gb
+    # not split: another mode, the split turned off, or the pools on cards of their own
+    assert split_gpu(config.model_copy(update={"mode": "paddle"}), actors, card_gb) == (None, {})
+    off = load_config(REPO / "configs" / name, {"hybrid.gpu_split": "config"})
+    assert split_gpu(off, actors, card_gb) == (None, {})
+    whole = load_config(REPO / "configs" / name, {"vlm.num_gpus": 1.0})
+    assert split_gpu(whole, actors, card_gb) == (None, {})
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys, ray
+    from pipeline.config import load_config
+    from pipeline.plan import plan_pool
+    ray.init(num_cpus=16, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    out = {}
+    for name in ("gpu.yaml", "gpu-hybrid.yaml"):
+        plan = plan_pool(load_config("configs/" + name), 2000, 2000)
+        out[name] = {"actors": plan.actors, "actor_cpus": plan.actor_cpus, "render_slots": plan.render_slots,
+                     "vlm_cpus": plan.vlm_cpus, "device": plan.device}
+    print("PLAN" + json.dumps(out))
+    """
+)
+
+
+def test_gpu_actors_leave_half_the_node_to_render():
+    # A Ray with 16 logical CPUs and one logical GPU (own process: the session's Ray has neither).
+    # configs/gpu.yaml once reserved 8 x 1.875 CPUs for the actors, leaving one render task to feed them.
+    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=300)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("PLAN")), None)
+    assert line, done.stderr[-3000:]
+    plans = json.loads(line[4:])
+    paddle = plans["gpu.yaml"]
+    assert paddle["device"] == "gpu" and paddle["actors"] == 8
+    assert paddle["render_slots"] >= 8 and paddle["actors"] * paddle["actor_cpus"] <= 8
+    hybrid = plans["gpu-hybrid.yaml"]
+    assert hybrid["actors"] == 8 and hybrid["render_slots"] >= 7 and hybrid["vlm_cpus"] == 1.0
+    assert hybrid["actors"] * hybrid["actor_cpus"] + hybrid["vlm_cpus"] + hybrid["render_slots"] <= 16 + 1e-6
