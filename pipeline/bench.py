@@ -121,16 +121,20 @@ _HANZI = "天地玄黃宇宙洪荒日月盈昃辰宿列張寒來暑往秋收冬�
 
 
 def degrade(path: Path, i: int) -> None:
-    """A poor scan of the page: blur, low contrast, sensor noise and a slight skew (seeded by i)."""
+    """A poor scan of the page (seeded by i): scanned at a third of the resolution, blurred, faded
+    ink on grey paper, sensor noise and a slight skew."""
     import numpy as np
     from PIL import Image, ImageFilter
 
     rng = np.random.default_rng(i)
     im = Image.open(path).convert("L").rotate(float(rng.uniform(-1.5, 1.5)), fillcolor=255, resample=Image.Resampling.BICUBIC)
-    im = im.filter(ImageFilter.GaussianBlur(float(rng.uniform(1.2, 2.2))))
+    w, h = im.size
+    low = float(rng.uniform(0.28, 0.36))
+    im = im.resize((int(w * low), int(h * low)), Image.Resampling.BOX).resize((w, h), Image.Resampling.BILINEAR)
+    im = im.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.8, 1.4))))
     a = np.asarray(im, dtype=np.float32)
-    a = 255 - (255 - a) * float(rng.uniform(0.35, 0.55))  # faded ink on grey paper
-    a = a * 0.9 + rng.normal(0, 14, a.shape)
+    a = 255 - (255 - a) * float(rng.uniform(0.6, 0.8))  # faded ink
+    a = a * 0.9 + rng.normal(0, 18, a.shape)  # grey paper, noise
     Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).convert("RGB").save(path)
 
 
