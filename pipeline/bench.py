@@ -246,13 +246,11 @@ def mixture_bound(vlm_share: float, vlm_rate: float, paddle_rate: float) -> floa
     return round(1 / (vlm_share / vlm_rate + (1 - vlm_share) / paddle_rate), 2)
 
 
-def compare_hybrid(result: dict, files: list[str], config, args) -> None:
+def compare_hybrid(result: dict, files: list[str], config, args, overrides: dict) -> None:
     """The pure modes on the same pages, and the hybrid against the mixture bound they give."""
-    from pipeline.cli import _overrides
-
     hybrid = result["ray_job"]
     for mode, path in (("paddle", args.paddle_config), ("vlm", args.vlm_config)):
-        cfg = load_config(path, {"mode": mode, **_overrides(args.set)}) if path else config.model_copy(update={"mode": mode})
+        cfg = load_config(path, {"mode": mode, **overrides}) if path else config.model_copy(update={"mode": mode})
         pure = files[: args.pure_pages] if args.pure_pages else files
         result[f"{mode}_only"] = job = ray_job(pure, cfg)
         print(f"{mode} only: {job['pages_per_min']} pages/min end to end on {job['pages']} pages", flush=True)
@@ -269,10 +267,9 @@ def compare_hybrid(result: dict, files: list[str], config, args) -> None:
           f"({hybrid['escalated_won_by_vlm']} kept the VLM's text)", flush=True)
 
 
-def main(args) -> int:
-    from pipeline.cli import _overrides
-
-    config = load_config(args.config, {**({"mode": args.mode} if args.mode else {}), **_overrides(args.set)})
+def main(args, overrides: dict) -> int:
+    """`hybridocr bench` (pipeline/cli.py parses the arguments; `overrides` are its --set pairs)."""
+    config = load_config(args.config, {**({"mode": args.mode} if args.mode else {}), **overrides})
     inputs = list(args.inputs)
     if args.synthetic:
         inputs.append(str(Path(tempfile.mkdtemp(prefix="hybridocr-pages-"))))
@@ -316,7 +313,7 @@ def main(args) -> int:
         print(f"hybrid: pages per engine {job['engines']}; pool pages/min by engine {job['pool_pages_per_min_by_engine']}; "
               f"OCR seconds per page by route {({k: v['mean_seconds_ocr'] for k, v in job['routes'].items()})}")
         if not args.skip_baseline:
-            compare_hybrid(result, files, config, args)
+            compare_hybrid(result, files, config, args, overrides)
     if "baseline" in result:
         result["ratio"] = round(result["ray_job"]["pages_per_min"] / result["baseline"]["pages_per_min"], 3)
         print(f"ratio ray job / baseline: {result['ratio']}")

@@ -93,7 +93,13 @@ def cmd_export(args) -> int:
 def cmd_bench(args) -> int:
     from pipeline.bench import main as bench_main
 
-    return bench_main(args)
+    return bench_main(args, _overrides(args.set))
+
+
+def cmd_eval(args) -> int:
+    from pipeline.evaluate import main as eval_main
+
+    return eval_main(args, on_progress=_progress_printer())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.evaluate import add_parser as add_eval_parser
 
-    add_eval_parser(sub)  # hybridocr eval DATA... --mode ... --out DIR
+    add_eval_parser(sub, cmd_eval)  # hybridocr eval DATA... --mode ... --out DIR
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -387,7 +387,7 @@ def write_eval_report(out_dir: str | Path, result: dict) -> str:
 # ----------------------------------------------------------------------------- CLI
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers, func=None) -> None:
     p = subparsers.add_parser("eval", help="score recognition quality per page class on evaluation sets with ground truth")
     p.add_argument("data", nargs="+", metavar="DATA", help="evaluation sets (a set folder, a folder of sets, or files of a set)")
     p.add_argument("--mode", action="append", choices=["paddle", "vlm", "hybrid"], help="engines (repeat to compare; default paddle)")
@@ -395,11 +395,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--config", help="YAML config (see configs/)")
     p.add_argument("--limit", type=int, help="at most N items per set")
     p.add_argument("--force", action="store_true", help="recompute pages already in OUT/<mode>/pages (else they are reused)")
-    p.set_defaults(func=main)
+    p.set_defaults(func=func or main)
 
 
-def main(args) -> int:
-    from pipeline.cli import _progress_printer
+def main(args, on_progress=None) -> int:
+    """`hybridocr eval` (pipeline/cli.py gives it the progress printer)."""
     from pipeline.config import ConfigError, load_config
 
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -410,7 +410,7 @@ def main(args) -> int:
         except ConfigError as e:
             print(f"hybridocr: {e}", file=sys.stderr)
             return 2
-        md = write_eval_report(args.out, evaluate(args.data, args.out, config, limit=args.limit, force=args.force, on_progress=_progress_printer()))
+        md = write_eval_report(args.out, evaluate(args.data, args.out, config, limit=args.limit, force=args.force, on_progress=on_progress))
     print(md)
     return 0
 

@@ -75,11 +75,11 @@ class ProgressCounter:
         self.engines: dict[str, list[float]] = {}  # engine -> [first, last] time its rows reached the writer
         self.vlm_ready: list[float] = []
 
-    def add(self, done: int, errors: int, engines: dict | None = None) -> None:
+    def add(self, done: int, errors: int, engines: tuple = ()) -> None:
         self.done += done
         self.errors += errors
         now = time.time()
-        for engine in engines or {}:
+        for engine in engines:
             self.engines.setdefault(engine, [now, now])[1] = now
 
     def engine_ready(self, at: float) -> None:
@@ -95,7 +95,7 @@ class ProgressCounter:
 def shape_output(batch: pa.Table, counter) -> pa.Table:
     """Final stage before writing: typed output rows, counted for the progress line."""
     table = to_output_table(batch)
-    engines = {e: 1 for e in table["engine"].to_pylist()}
+    engines = tuple(set(table["engine"].to_pylist()))
     counter.add.remote(table.num_rows, table.num_rows - table["error"].null_count, engines)
     return table
 

@@ -56,7 +56,10 @@ class Plan:
         keys = ("device", "actors", "cpu_threads", "actor_cpus", "render_slots", "vlm_device", "gpu_split")
         out = {k: v for k, v in asdict(self).items() if k in keys}
         t = self.timeline or {}
-        rel = lambda x: round(x - self.started, 1)  # noqa: E731
+
+        def rel(at: float) -> float:
+            return round(at - self.started, 1)
+
         if t.get("vlm_ready"):
             out["vlm_engine_up_seconds"] = [rel(x) for x in t["vlm_ready"]]
         if t.get("rows_by_engine"):

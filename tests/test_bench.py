@@ -1,0 +1,35 @@
+"""The bench's arithmetic and its synthetic pages (the bench itself is a command, never a timed test)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.bench import mixture_bound, spread, synthetic_pages
+from pipeline.classify import classify_page
+
+
+def test_mixture_bound_is_the_two_pure_modes_one_after_the_other():
+    # 300 VLM pages at 400/min and 700 PaddleOCR pages at 1,000/min take 0.75 + 0.7 minutes
+    assert mixture_bound(0.3, 400, 1000) == pytest.approx(1000 / 1.45, abs=0.01)
+    assert mixture_bound(0.0, 400, 1000) == 1000 and mixture_bound(1.0, 400, 1000) == 400
+
+
+@pytest.mark.parametrize("n, share", [(10, 0.3), (400, 0.3), (7, 0.0), (5, 1.0)])
+def test_spread_takes_its_share_evenly(n, share):
+    picked = spread(n, share)
+    assert sum(picked) == int(n * share)
+    if 0 < share < 1:
+        gaps = np.diff(np.flatnonzero(picked))
+        assert gaps.max() - gaps.min() <= 1
+
+
+def test_synthetic_pages_are_distinct_and_routed_as_meant(tmp_path):
+    paths = synthetic_pages(6, tmp_path, 100, vertical_share=1 / 3, degraded_share=0.5)
+    assert len({open(p, "rb").read() for p in paths}) == 6
+    kinds = [("v" if p.endswith("_v.png") else "d" if p.endswith("_d.png") else "h") for p in paths]
+    assert kinds.count("v") == 2 and kinds.count("d") >= 1
+    for p, kind in zip(paths, kinds):
+        route = classify_page(np.asarray(Image.open(p).convert("RGB"))).route
+        assert route == ("vertical" if kind == "v" else "horizontal"), (p, route)
