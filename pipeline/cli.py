@@ -47,7 +47,7 @@ def _overrides(pairs: list[str]) -> dict:
 
 def cmd_run(args) -> int:
     from pipeline.config import ConfigError, load_config
-    from pipeline.job import run_job
+    from pipeline.job import EngineMissing, run_job
     from pipeline.report import ResourceSampler, build_report, write_report
     from pipeline.sources import InputError
 
@@ -66,7 +66,7 @@ def cmd_run(args) -> int:
     started = time.time()
     try:
         plan = run_job(args.inputs, args.out, config, force=args.force, on_progress=on_progress)
-    except InputError as e:
+    except (InputError, EngineMissing) as e:
         print(f"hybridocr: {e}", file=sys.stderr)
         return 2
     sampler.sample()

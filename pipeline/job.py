@@ -58,6 +58,23 @@ def init_ray(config: RunConfig) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
+class EngineMissing(RuntimeError):
+    """The mode needs an engine that is not installed here; the message names the install command."""
+
+
+def check_engines(config: RunConfig) -> None:
+    """vlm and hybrid modes need vLLM (or vlm.server_url): refuse at once, not after Ray's start.
+
+    Only for local runs: a job on a cluster (RAY_ADDRESS) may have vLLM on its GPU nodes alone."""
+    import importlib.util
+
+    remote = config.ray_address or os.environ.get("RAY_ADDRESS")
+    if config.mode in ("vlm", "hybrid") and not config.vlm.server_url and not remote and importlib.util.find_spec("vllm") is None:
+        raise EngineMissing(f"--mode {config.mode} needs vLLM, which is not installed here: run "
+                            "`VLM=gpu bash cluster/install.sh` (GPU) or `VLM=cpu bash cluster/install.sh` (CPU build), "
+                            "or set vlm.server_url to a running `vllm serve`")
+
+
 def finished_pages(out: OutputDir) -> set[tuple[str, str, int]]:
     """(source, doc_id, page_index) of every page already written; quarantines unreadable files."""
     t = out.read_pages(["source", "doc_id", "page_index"], quarantine=True)
@@ -145,9 +162,8 @@ def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counte
     return ds.map_batches(shape_output, fn_kwargs={"counter": counter}, batch_format="pyarrow", num_cpus=0.1)
 
 
-def discover(inputs: list[str], out: OutputDir) -> tuple[ray.data.Dataset, int, int]:
+def discover(files: list[str], out: OutputDir) -> tuple[ray.data.Dataset, int, int]:
     """Page rows still to do, the total page count and the number to do."""
-    files = list_inputs(inputs)
     pages = ray.data.from_items([{"source": f} for f in files]).flat_map(expand_document).materialize()
     total = pages.count()
     done = finished_pages(out)
@@ -162,11 +178,13 @@ def _write(ds: ray.data.Dataset, out: OutputDir, config: RunConfig, todo: int) -
 
 def run_job(inputs: list[str], out_dir: str | os.PathLike, config: RunConfig, *, force: bool = False, on_progress=None) -> Plan:
     """Run the whole job; returns the plan it ran. `on_progress(done, errors, plan, started)` is polled."""
+    files = list_inputs(inputs)  # a missing input is refused before Ray starts
+    check_engines(config)
     out = OutputDir(out_dir)
     if force:
         out.clear_pages()
     init_ray(config)
-    pages, total, todo = discover(inputs, out)
+    pages, total, todo = discover(files, out)
     plan = plan_pool(config, todo, total)
     if todo == 0:
         return plan

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pymupdf
 import pytest
@@ -131,3 +133,16 @@ def test_rendered_pixels_round_trip(tmp_path):
     Image.fromarray(np.full((50, 80, 3), 200, np.uint8)).save(tmp_path / "g.png")
     out = prepare_page(pages_of(tmp_path / "g.png")[0], RunConfig())
     assert (out["width"], out["height"]) == (80, 50)
+
+
+def test_cli_refuses_a_missing_input_before_ray_starts(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(tmp_path / "missing.pdf"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 2 and "missing.pdf: no such file or directory" in done.stderr
+    assert time.monotonic() - t0 < 15  # interpreter and imports only: Ray's start alone takes longer here
+    assert "Started a local Ray instance" not in done.stderr and not (tmp_path / "out").exists()
