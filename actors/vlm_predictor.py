@@ -63,8 +63,12 @@ class VlmPredictor:
         for i, future in zip(todo, futures):
             try:
                 res = future.result()
-            except Exception as e:  # this page's error row; the job goes on
-                batch.at[i, "error"] = f"vlm: generation failed on this page ({type(e).__name__}: {str(e)[:300]})"
+            except Exception as e:  # the job goes on
+                why = f"{type(e).__name__}: {str(e)[:300]}"
+                if batch.at[i, "engine"] == "paddleocr":  # escalated: PaddleOCR's reading stays, the row says why
+                    batch.at[i, "vlm_problem"] = f"error: {why}"
+                else:  # this page's error row
+                    batch.at[i, "error"] = f"vlm: generation failed on this page ({why})"
                 continue
             before = batch.at[i, "seconds_ocr"] if "seconds_ocr" in batch else None  # hybrid: PaddleOCR's time + the VLM's
             batch.at[i, "seconds_ocr"] = (float(before) if pd.notna(before) else 0.0) + res.seconds

@@ -191,6 +191,23 @@ def test_predictor_fills_vlm_rows_and_passes_others(engine, tiny_cfg):
     assert (out["image"] == b"").all()
 
 
+@needs_vllm
+def test_an_engine_that_cannot_start_fails_its_pages_not_the_job(tiny_cfg, tmp_path):
+    # no model at that path: every page the VLM would read gets an error row that says why; an
+    # escalated page keeps PaddleOCR's reading and says what the VLM could not do
+    broken = VlmEngine(tiny_cfg.model_copy(update={"model": str(tmp_path / "no-such-model")}))
+    im = PAGES[0]
+    row = {"page_id": "d:0", "route": "vertical", "engine": "", "error": None, "image": im.tobytes(), "width": im.shape[1],
+           "height": im.shape[0], "text": "", "lines_json": "[]", "confidence": None, "model": "", "seconds_ocr": None}
+    batch = pd.DataFrame([row, {**row, "page_id": "d:1", "route": "horizontal", "engine": "paddleocr", "text": "paddle text",
+                                "confidence": 0.5}])
+    out = VlmPredictor({"vlm": tiny_cfg.model_dump()}, escalate=True, engine=broken)(batch)
+    assert out.at[0, "error"].startswith("vlm: generation failed on this page") and "no-such-model" in out.at[0, "error"]
+    assert out.at[1, "error"] is None and out.at[1, "text"] == "paddle text" and out.at[1, "engine"] == "paddleocr"
+    assert out.at[1, "vlm_problem"].startswith("error: ")
+    broken.close()
+
+
 @pytest.fixture()
 def server(engine, tiny_cfg, tmp_path):
     """`vllm serve` of the same tiny model (OpenAI-compatible), started beside the in-process engine."""
