@@ -173,7 +173,10 @@ def discover(files: list[str], out: OutputDir) -> tuple[ray.data.Dataset, int, i
 
 
 def _write(ds: ray.data.Dataset, out: OutputDir, config: RunConfig, todo: int) -> None:
-    ds.write_parquet(out.pages, filesystem=out.fs, min_rows_per_file=min(config.rows_per_file, todo))
+    # Write tasks reserve no CPU: on a small node the pools' reservations take every CPU, and a
+    # writer waiting for one would hold every finished row until OCR had ended.
+    ds.write_parquet(out.pages, filesystem=out.fs, min_rows_per_file=min(config.rows_per_file, todo),
+                     ray_remote_args={"num_cpus": 0})
 
 
 def run_job(inputs: list[str], out_dir: str | os.PathLike, config: RunConfig, *, force: bool = False, on_progress=None) -> Plan:
