@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from actors.models import bundled_model_dir
+from actors.vlm import needs_vlm
 from pipeline.config import PaddleConfig, RunConfig
 from pipeline.pixels import page_pixels
 from pipeline.reading_order import detect_direction, read_page
@@ -192,9 +193,9 @@ class PaddleOcrPredictor:
         todo = batch.index[batch["error"].isna() & (batch["engine"] == "") & ~batch["route"].isin(self.skip_routes)].tolist()
         if todo:
             self._read(batch, todo)
-        keep = batch["error"].isna() & (batch["engine"] == "")  # left for the VLM
-        if self.keep_pixels_below is not None:
-            keep |= (batch["engine"] == "paddleocr") & (pd.to_numeric(batch["confidence"]) < self.keep_pixels_below)
+        # left for the VLM, or to be read again by it: the VLM stage's own test (a page read with no
+        # confidence, i.e. no lines, escalates too and must keep its pixels)
+        keep = needs_vlm(batch, self.keep_pixels_below is not None, self.keep_pixels_below or 0.0)
         batch["image"] = [img if k else b"" for img, k in zip(batch["image"], keep)]  # pixels are not needed past here
         return batch
 

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from actors.torchvision_cpu import patch_cpu_torchvision
 from pipeline.config import VlmConfig
@@ -274,3 +275,13 @@ def better(a: VlmResult, b: VlmResult | None) -> bool:
 
 def model_label(cfg: VlmConfig) -> str:
     return f"{cfg.model} (vllm {'server' if cfg.server_url else 'engine'})"
+
+
+def needs_vlm(batch: pd.DataFrame, escalate: bool, escalate_below: float) -> pd.Series:
+    """Rows for the VLM: not yet read by anyone, or (escalate) read by PaddleOCR below `escalate_below`."""
+    ok = batch["error"].isna()
+    mask = ok & (batch["engine"] == "")
+    if escalate and "confidence" in batch:
+        conf = pd.to_numeric(batch["confidence"], errors="coerce")
+        mask |= ok & (batch["engine"] == "paddleocr") & (conf.isna() | (conf < escalate_below))
+    return mask

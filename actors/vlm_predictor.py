@@ -11,22 +11,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from actors.vlm import model_label
+from actors.vlm import model_label, needs_vlm
 from actors.vlm_engine import VlmEngine
 from pipeline.config import VlmConfig
 from pipeline.pixels import page_pixels
 
 VLM_COLUMNS = ("vlm_confidence", "vlm_finish_reason", "vlm_prompt_tokens", "vlm_output_tokens", "vlm_attempts", "vlm_problem")
-
-
-def needs_vlm(batch: pd.DataFrame, escalate: bool, escalate_below: float) -> pd.Series:
-    """Rows for the VLM: not yet read by anyone, or (escalate) read by PaddleOCR below `escalate_below`."""
-    ok = batch["error"].isna()
-    mask = ok & (batch["engine"] == "")
-    if escalate and "confidence" in batch:
-        conf = pd.to_numeric(batch["confidence"], errors="coerce")
-        mask |= ok & (batch["engine"] == "paddleocr") & (conf.isna() | (conf < escalate_below))
-    return mask
 
 
 class VlmPredictor:
