@@ -48,6 +48,7 @@ def _overrides(pairs: list[str]) -> dict:
 def cmd_run(args) -> int:
     from pipeline.config import ConfigError, load_config
     from pipeline.job import EngineMissing, run_job
+    from pipeline.lock import OutputLocked
     from pipeline.report import ResourceSampler, build_report, write_report
     from pipeline.sources import InputError
 
@@ -65,10 +66,14 @@ def cmd_run(args) -> int:
 
     started = time.time()
     try:
-        plan = run_job(args.inputs, args.out, config, force=args.force, on_progress=on_progress)
+        plan = run_job(args.inputs, args.out, config, force=args.force, retry_errors=not args.keep_errors,
+                       on_progress=on_progress, command=" ".join(["hybridocr", *sys.argv[1:]]))
     except (InputError, EngineMissing) as e:
         print(f"hybridocr: {e}", file=sys.stderr)
         return 2
+    except OutputLocked as e:
+        print(f"hybridocr: {e}", file=sys.stderr)
+        return 3
     sampler.sample()
     ended = time.time()
     run = {"wall_seconds": ended - (plan.started or started), "total_seconds": round(ended - started, 1),
@@ -83,9 +88,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from pipeline.export import export
+    from pipeline.export import ExportError, export
 
-    paths = export(args.out_dir, args.format, args.to)
+    try:
+        paths = export(args.out_dir, args.format, args.to)
+    except ExportError as e:
+        print(f"hybridocr: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {len(paths)} files to {args.to}")
     return 0
 
@@ -114,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="paddle: PaddleOCR reads every OCR page; vlm: the VLM does; hybrid: by route with escalation (default: config)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. paddle.actors=2")
     run.add_argument("--force", action="store_true", help="recompute pages already in OUT")
+    run.add_argument("--keep-errors", action="store_true",
+                     help="do not retry pages whose row in OUT is an error (by default a rerun reads them again and replaces the row)")
     run.add_argument("--quiet", action="store_true", help="no progress line or printed report")
     run.set_defaults(func=cmd_run)
 

@@ -2,19 +2,54 @@
 
 Unknown keys and bad values are rejected with a message that names the key, e.g.
 `paddle.num_gpus: Input should be less than or equal to 1`.
+
+YAML 1.1 reads unquoted off/on/no/yes/false/true as booleans: a choice field (Literal) that has
+the matching word among its choices takes it (`text_layer.mode: off` means "off"); any other
+choice field given a boolean is refused with the key, what YAML read, and "quote it".
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# what an unquoted YAML 1.1 word a user copied from the documentation may have meant
+_YAML_WORDS = {False: ("off", "no", "false", "n"), True: ("on", "yes", "true", "y")}
+
+
+def literal_choices(annotation) -> tuple | None:
+    """The choices of a Literal (or Optional[Literal]) annotation, else None."""
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    for arg in get_args(annotation) if get_origin(annotation) is not None else ():
+        if get_origin(arg) is Literal:
+            return get_args(arg)
+    return None
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_booleans(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            value, choices = data.get(name), literal_choices(field.annotation)
+            if not isinstance(value, bool) or not choices:
+                continue
+            word = next((w for w in _YAML_WORDS[value] if w in choices), None)
+            if word is None:
+                shown = "/".join(_YAML_WORDS[value][:3])
+                raise ValueError(
+                    f"{name}: YAML read an unquoted {shown} as the boolean {str(value).lower()}; the choices are "
+                    f"{', '.join(map(str, choices))}: quote the value, e.g. {name}: \"{choices[0]}\"")
+            data = {**data, name: word}
+        return data
 
 
 class RenderConfig(_Strict):
@@ -154,7 +189,9 @@ class HybridConfig(_Strict):
         "auto", description="hybrid mode, both pools on one card: auto gives each PaddleOCR actor paddle_gpu_gb and vLLM "
         "the rest (its gpu_memory_utilization, in the report); config: paddle.gpu_memory_gb and vlm.gpu_memory_utilization as set.",
     )
-    paddle_gpu_gb: float = Field(6.0, gt=0, description="hybrid gpu_split auto: GPU memory per PaddleOCR actor (the batched reader peaks near 5 GB at det_batch_size 4).")
+    paddle_gpu_gb: float = Field(
+        9.0, gt=0, description="hybrid gpu_split auto: GPU memory per PaddleOCR actor, half for each model's arena "
+        "(on an H200, 6 GB left detection 3 GB: batches of 4 pages failed to allocate and were re-read page by page, 2.5x slower).")
 
 
 class RunConfig(_Strict):
@@ -167,10 +204,20 @@ class RunConfig(_Strict):
     vlm: VlmConfig = VlmConfig()
     hybrid: HybridConfig = HybridConfig()
     render_num_cpus: float = Field(1.0, gt=0, description="CPUs per render/classify task.")
-    rows_per_file: int = Field(
-        256, ge=1, description="Page rows gathered per Parquet file; a killed run recomputes at most this many per writer."
+    rows_per_file: Optional[int] = Field(
+        None, ge=1, description="Page rows gathered per Parquet file; a killed run recomputes at most this many per writer. "
+        "None: 256 when a GPU reads the pages, 8 on CPUs (a file every minute or so there, not one at the end).",
     )
     ray_address: Optional[str] = Field(None, description="Ray cluster address; None: the job's cluster or a local embedded Ray.")
+
+
+def _problem(err: dict) -> str:
+    """`section.key: message` (a model-level check names its key first: `key: message`)."""
+    where = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "value_error" and ": " in msg:
+        return f"{where + '.' if where else ''}{msg}"
+    return f"{where}: {msg}"
 
 
 class ConfigError(ValueError):
@@ -200,7 +247,5 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     try:
         return RunConfig.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
+        problems = "; ".join(_problem(err) for err in e.errors())
         raise ConfigError(f"{source}: {problems}") from None

@@ -314,8 +314,9 @@ def evaluate(paths: list[str | Path], out_dir: str | Path, config, *, limit: int
     inputs = sorted({s for it in items for s in it.sources})
     plan = run_job(inputs, run_dir, config, force=force, on_progress=on_progress)
     by_source: dict[str, list[dict]] = defaultdict(list)
-    for r in read_pages(run_dir, ["source", "page_index", "route", "text", "lines", "error"]).to_pylist():
-        by_source[str(Path(r["source"]).resolve())].append(r)
+    for r in read_pages(run_dir, ["source", "sources", "page_index", "route", "text", "lines", "error"]).to_pylist():
+        for name in r["sources"] or [r["source"]]:  # byte-identical pages under several names: one row
+            by_source[str(Path(name).resolve())].append(r)
     scored = []
     for it in items:
         rows = [r for s in it.sources for r in sorted(by_source.get(s, []), key=lambda r: r["page_index"])

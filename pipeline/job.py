@@ -1,6 +1,7 @@
 """The Ray Data job: discover → prepare (text layer, render, classify) → OCR pools → Parquet.
 
-    files ──flat_map(expand_document)──> page rows ──map(prepare_page)──> pages with pixels
+    files ──map(describe_document)──> documents (driver: merge duplicates, skip finished pages)
+          ──flat_map(expand_pages)──> page rows ──map(prepare_page)──> pages with pixels
           ──map_batches(PaddleOcrPredictor, ActorPoolStrategy)──> OCR rows     (paddle, hybrid)
           ──repartition(1 row per block)──map_batches(VlmPredictor, many calls per actor)──> VLM rows   (vlm, hybrid)
           ──map_batches(to_output_table)──> write_parquet(OUT_DIR/pages)
@@ -11,9 +12,11 @@ call, many calls at once, so a row it does not read passes in a call of its own 
 is still starting: the engine starts in the background, `actors/vlm_engine.py`), and a page it
 reads leaves as soon as it is done, escalated pages as soon as PaddleOCR has read them.
 
-Resume: pages already in OUT_DIR/pages are filtered out before any work; unreadable files left
-by a killed run are moved to OUT_DIR/broken/ and their pages recomputed. OUT_DIR may be local or
-an object-store URI (see pipeline/output.py).
+Exactly once: a page is (doc_id = content hash, page_index), whatever path reached it; one run
+writes an OUT_DIR at a time (pipeline/lock.py); pages whose ok row is in OUT_DIR/pages are skipped
+before any work, error rows are retried (unless `retry_errors=False`) and replaced; unreadable
+files left by a killed run are moved to OUT_DIR/broken/ and their pages recomputed. OUT_DIR may be
+local or an object-store URI (see pipeline/output.py).
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ import ray
 
 from actors.paddle_ocr import PaddleOcrPredictor
 from pipeline.config import RunConfig
-from pipeline.discover import expand_document
+from pipeline.discover import describe_document, expand_pages
+from pipeline.lock import RunLock
 from pipeline.output import OutputDir
 from pipeline.plan import Plan, plan_pool
 from pipeline.prepare import prepare_page
 from pipeline.schema import to_output_table
-from pipeline.sources import list_inputs
+from pipeline.sources import list_inputs, resolve
 
 log = logging.getLogger(__name__)
 _WORKER_ENV = {"PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK": "True", "PYTHONWARNINGS": "ignore"}
@@ -75,12 +79,6 @@ def check_engines(config: RunConfig) -> None:
                             "or set vlm.server_url to a running `vllm serve`")
 
 
-def finished_pages(out: OutputDir) -> set[tuple[str, str, int]]:
-    """(source, doc_id, page_index) of every page already written; quarantines unreadable files."""
-    t = out.read_pages(["source", "doc_id", "page_index"], quarantine=True)
-    return set(zip(t["source"].to_pylist(), t["doc_id"].to_pylist(), t["page_index"].to_pylist()))
-
-
 @ray.remote(num_cpus=0)
 class ProgressCounter:
     """Pages that reached the writer in this run (the shaping stage adds, the driver reads), and
@@ -117,9 +115,10 @@ def shape_output(batch: pa.Table, counter) -> pa.Table:
     return table
 
 
-def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counter) -> ray.data.Dataset:
+def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counter, ocr: bool = True) -> ray.data.Dataset:
+    """The stages after discovery; with `ocr` False (no page needs OCR) no engine pool at all."""
     config = plan.applied(config)
-    p, mode = config.paddle, config.mode
+    p, mode = config.paddle, config.mode if ocr else "none"
     ds = pages.map(prepare_page, fn_kwargs={"config": config}, num_cpus=plan.render_cpus)
     escalate = mode == "hybrid" and config.hybrid.escalate
     if mode in ("paddle", "hybrid"):
@@ -162,49 +161,90 @@ def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counte
     return ds.map_batches(shape_output, fn_kwargs={"counter": counter}, batch_format="pyarrow", num_cpus=0.1)
 
 
-def discover(files: list[str], out: OutputDir) -> tuple[ray.data.Dataset, int, int]:
-    """Page rows still to do, the total page count and the number to do."""
-    pages = ray.data.from_items([{"source": f} for f in files]).flat_map(expand_document).materialize()
-    total = pages.count()
-    done = finished_pages(out)
-    if done:
-        pages = pages.filter(lambda r: (r["source"], r["doc_id"], r["page_index"]) not in done).materialize()
-    return pages, total, pages.count()
+def merge_duplicates(docs: list[dict]) -> list[dict]:
+    """One document per content: byte-identical files under several names become one document
+    (its first name is `source`, every name is in `sources`), so each page is read and written once."""
+    by_id: dict[str, dict] = {}
+    for d in docs:
+        if d["doc_id"] in by_id:
+            by_id[d["doc_id"]]["sources"].append(d["source"])
+        else:
+            by_id[d["doc_id"]] = {**d, "sources": [d["source"]]}
+    return list(by_id.values())
 
 
-def _write(ds: ray.data.Dataset, out: OutputDir, config: RunConfig, todo: int) -> None:
+def discover(files: list[str], out: OutputDir, config: RunConfig, retry_errors: bool = True) -> tuple[list[dict], int, int, dict]:
+    """Document rows still to do (each with the page indices to skip), the total page count, the
+    number of pages to do, and {input name: doc_id}. Pages are keyed by (doc_id, page_index):
+    content, not path."""
+    docs = ray.data.from_items([{"source": f, "path": resolve(f)} for f in files]).map(
+        describe_document, fn_kwargs={"text_layer": config.text_layer}).take_all()
+    order = {f: i for i, f in enumerate(files)}
+    docs = merge_duplicates(sorted(docs, key=lambda d: order[d["source"]]))
+    out.read_pages(["page_id"], quarantine=True)  # unreadable files a killed run left: to broken/, pages redone
+    ok, failed = out.compact()
+    done = ok if retry_errors else ok | failed
+    total = todo = 0
+    todo_docs = []
+    for d in docs:
+        pages = 1 if d["error"] else d["page_count"]
+        skip = [i for i in range(pages) if f"{d['doc_id']}:{i}" in done] if done else []
+        total += pages
+        if len(skip) < pages:
+            todo += pages - len(skip)
+            todo_docs.append({**d, "skip": skip})
+    return todo_docs, total, todo, {name: d["doc_id"] for d in docs for name in d["sources"]}
+
+
+def _write(ds: ray.data.Dataset, out: OutputDir, config: RunConfig, todo: int, plan: Plan) -> None:
     # Write tasks reserve no CPU: on a small node the pools' reservations take every CPU, and a
     # writer waiting for one would hold every finished row until OCR had ended.
-    ds.write_parquet(out.pages, filesystem=out.fs, min_rows_per_file=min(config.rows_per_file, todo),
+    rows = config.rows_per_file or (256 if "gpu" in (plan.device, plan.vlm_device) else 8)
+    ds.write_parquet(out.pages, filesystem=out.fs, min_rows_per_file=min(rows, todo),
                      ray_remote_args={"num_cpus": 0})
 
 
-def run_job(inputs: list[str], out_dir: str | os.PathLike, config: RunConfig, *, force: bool = False, on_progress=None) -> Plan:
-    """Run the whole job; returns the plan it ran. `on_progress(done, errors, plan, started)` is polled."""
-    files = list_inputs(inputs)  # a missing input is refused before Ray starts
+def run_job(inputs: list[str], out_dir: str | os.PathLike, config: RunConfig, *, force: bool = False,
+            retry_errors: bool = True, on_progress=None, command: str = "") -> Plan:
+    """Run the whole job; returns the plan it ran. `on_progress(done, errors, plan, started)` is polled.
+
+    Refused before Ray starts: a missing input, a missing engine, an OUT_DIR another run writes."""
+    files = list_inputs(inputs)
     check_engines(config)
     out = OutputDir(out_dir)
-    if force:
-        out.clear_pages()
-    init_ray(config)
-    pages, total, todo = discover(files, out)
-    plan = plan_pool(config, todo, total)
-    if todo == 0:
+    with RunLock(out.fs, out.path, out.location, command or f"run {' '.join(inputs)}"):
+        if force:
+            out.clear_pages()
+        init_ray(config)
+        docs, total, todo, current = discover(files, out, config, retry_errors)
+        plan = plan_pool(config, todo, total)
+        if todo == 0:
+            out.compact(current)
+            return plan
+        ocr = any(d["needs_ocr"] and not d["error"] for d in docs)
+        pages = ray.data.from_items(docs).flat_map(expand_pages)
+        pages = pages.repartition(max(1, min(todo, math.ceil(todo / config.paddle.batch_size), 4000)))
+        counter = ProgressCounter.remote()
+        if not ocr:  # every page from the text layer (or an error row): no OCR actor, no engine start
+            plan.actors, plan.vlm_device = 0, None
+        ds = build_dataset(pages, config, plan, counter, ocr=ocr)
+        plan.started = time.time()
+        _run(ds, out, config, todo, plan, counter, on_progress)
+        out.compact(current)  # a retried error row, or a changed file's old rows, give way to the new rows
         return plan
-    pages = pages.repartition(max(1, min(todo, math.ceil(todo / config.paddle.batch_size), 4000)))
-    counter = ProgressCounter.remote()
-    ds = build_dataset(pages, config, plan, counter)
-    started = plan.started = time.time()
+
+
+def _run(ds, out: OutputDir, config: RunConfig, todo: int, plan: Plan, counter, on_progress) -> None:
     if on_progress is None:
-        _write(ds, out, config, todo)
+        _write(ds, out, config, todo, plan)
         plan.timeline = ray.get(counter.timeline.remote())
-        return plan
+        return
     finished = threading.Event()
     failure: list[BaseException] = []
 
     def _write_in_thread():
         try:
-            _write(ds, out, config, todo)
+            _write(ds, out, config, todo, plan)
         except BaseException as e:
             failure.append(e)
         finally:
@@ -214,10 +254,9 @@ def run_job(inputs: list[str], out_dir: str | os.PathLike, config: RunConfig, *,
     writer.start()
     while not finished.wait(2.0):
         done, errors = ray.get(counter.get.remote())
-        on_progress(done, errors, plan, started)
+        on_progress(done, errors, plan, plan.started)
     done, errors = ray.get(counter.get.remote())
-    on_progress(done, errors, plan, started)
+    on_progress(done, errors, plan, plan.started)
     if failure:
         raise failure[0]
     plan.timeline = ray.get(counter.timeline.remote())
-    return plan

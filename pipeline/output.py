@@ -1,7 +1,12 @@
 """The output directory, local or on an object store (s3://, gs://, file:// through pyarrow.fs).
 
 Layout: OUT/pages/*.parquet (the page rows), OUT/report.json, OUT/report.md, OUT/broken/ (files a
-killed run left unreadable; their pages are recomputed).
+killed run left unreadable; their pages are recomputed), OUT/_hybridocr.lock while a run writes
+(pipeline/lock.py).
+
+One row per page: `compact()` keeps, per page_id, an ok row over an error row and then the newest,
+rewriting only the files that hold a dropped row (each file is replaced whole: a crash leaves
+either the old file or the new one, and a later compaction finishes the work).
 """
 
 from __future__ import annotations
@@ -45,6 +50,46 @@ class OutputDir:
                     log.warning("moved unreadable %s to %s/broken (%s); its pages will be recomputed", f, self.location, e)
         schema = OUTPUT_SCHEMA if columns is None else pa.schema([OUTPUT_SCHEMA.field(c) for c in columns])
         return pa.concat_tables(tables) if tables else schema.empty_table()
+
+    def compact(self, current: dict[str, str] | None = None) -> tuple[set[str], set[str]]:
+        """Drop superseded rows (see the module doc); returns (ok page_ids, error page_ids) after it.
+
+        `current` maps this run's input names to their content's doc_id: rows of a name whose
+        content has changed since (a decrypted PDF, a re-exported scan) are superseded too."""
+        best: dict[str, tuple] = {}  # page_id -> (rank, file, row)
+        per_file: dict[str, pa.Table] = {}
+        stale: set[tuple[str, int]] = set()
+        live = set((current or {}).values())
+        for f in self.page_files():
+            try:
+                t = pq.read_table(f, filesystem=self.fs, columns=["page_id", "doc_id", "source", "error", "finished_at"])
+            except (pa.ArrowInvalid, OSError):
+                continue
+            per_file[f] = t
+            ids, errors = t["page_id"].to_pylist(), t["error"].is_null().to_pylist()
+            stamps = t["finished_at"].cast(pa.int64()).fill_null(0).to_pylist()
+            for i, (pid, doc, source) in enumerate(zip(ids, t["doc_id"].to_pylist(), t["source"].to_pylist())):
+                if current and source in current and doc not in live:
+                    stale.add((f, i))
+            for i, (pid, ok, at) in enumerate(zip(ids, errors, stamps)):
+                rank = (ok, at, f, i)
+                if (f, i) not in stale and (pid not in best or rank > best[pid][0]):
+                    best[pid] = (rank, f, i)
+        keep = {(f, i) for _, f, i in best.values()}
+        for f, t in per_file.items():
+            mask = [(f, i) in keep for i in range(t.num_rows)]
+            if all(mask):
+                continue
+            if not any(mask):
+                self.fs.delete_file(f)
+                continue
+            full = pq.read_table(f, filesystem=self.fs, schema=OUTPUT_SCHEMA).filter(pa.array(mask))
+            tmp = f[: -len(".parquet")] + ".compacting"
+            pq.write_table(full, tmp, filesystem=self.fs)
+            self.fs.move(tmp, f)
+            log.info("compacted %s: dropped %d superseded rows", f, mask.count(False))
+        ok = {pid for pid, (rank, _, _) in best.items() if rank[0]}
+        return ok, set(best) - ok
 
     def clear_pages(self) -> None:
         if self.fs.get_file_info(self.pages).type == pafs.FileType.Directory:

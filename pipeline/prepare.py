@@ -34,7 +34,7 @@ def prepare_page(row: dict, config: RunConfig) -> dict:
     try:
         start = time.perf_counter()
         if row["kind"] == "pdf":
-            page = open_pdf_page(row["source"], row["page_index"])
+            page = open_pdf_page(row.get("path") or row["source"], row["page_index"])
             stage = "text_layer"
             if config.text_layer.mode != "off":
                 layer = read_text_layer(page, config.text_layer, config.render.dpi)
@@ -50,7 +50,7 @@ def prepare_page(row: dict, config: RunConfig) -> dict:
             stage = "render"
             image, dpi, scale = render_pdf_page(page, config.render)
         else:
-            image, dpi, scale = render_image_page(row["source"], row["page_index"], config.render)
+            image, dpi, scale = render_image_page(row.get("path") or row["source"], row["page_index"], config.render)
         out.update(width=image.shape[1], height=image.shape[0], dpi=dpi, scale=scale, seconds_render=time.perf_counter() - start)
         stage = "classify"
         start = time.perf_counter()
@@ -64,5 +64,20 @@ def prepare_page(row: dict, config: RunConfig) -> dict:
                 image = sized_for_vlm(image, config.vlm.min_pixels, config.vlm.max_pixels, out)
             out["image"] = image.tobytes()
     except Exception as e:  # the page becomes an error row; the job goes on
-        out.update(engine="none", image=b"", error=f"{stage}: {type(e).__name__}: {str(e)[:300]}")
+        out.update(engine="none", image=b"", error=stage_error(stage, e))
     return out
+
+
+_ADVICE = {
+    "render": "the file is damaged or cut short: re-copy or re-export it from its origin, and rerun",
+    "text_layer": "rerun with --set text_layer.mode=off to OCR the page instead of reading its text layer",
+    "classify": "a bug in the page classifier: report it with the file (the rest of the job is unaffected)",
+}
+
+
+def stage_error(stage: str, e: Exception) -> str:
+    """"<stage>: <what happened>; <what to do>" (our own ValueErrors already say what to do)."""
+    what = f"{type(e).__name__}: {str(e)[:300]}"
+    if isinstance(e, ValueError) and "; " in str(e):
+        return f"{stage}: {str(e)[:400]}"
+    return f"{stage}: {what}; {_ADVICE.get(stage, 'rerun; if it fails again, report it with the file')}"

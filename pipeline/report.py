@@ -15,13 +15,33 @@ from pipeline.output import OutputDir
 
 
 class ResourceSampler:
-    """CPU% of the machine used by this process tree, its peak memory, and peak GPU memory."""
+    """CPU%, peak memory and peak GPU memory of a run, sampled from the driver's progress loop (~every 2 s).
 
-    def __init__(self):
+    `peak_memory_mib` is the largest sum, at one sample, of the resident memory (RSS) of
+    - the driver's process tree: for an embedded local Ray (`hybridocr run` with no cluster) that
+      tree holds Ray's own processes (GCS, raylet, dashboard agents) and every worker; and
+    - the Ray worker processes whose current job is this run's, with their children, on every node
+      of the cluster (`pipeline/cluster_memory.py`), each process counted once. Under `ray job
+      submit` these are the OCR actors and the render/write tasks wherever they run; Ray's own
+      processes on the nodes (raylet, GCS, dashboard, object store) are not counted there.
+    The cluster part is refreshed at most every `cluster_interval_s` seconds and the latest figure
+    is added to the driver's at every sample. `peak_driver_memory_mib` is the driver's tree alone,
+    `peak_memory_by_node_mib` each node's own peak ("IP node-id-prefix": MiB; the driver counts on
+    its node). Shared pages (the object store's memory mapped into workers) count in each process
+    that maps them, as with any RSS sum. `cpu_percent` is still the driver's tree only: the
+    workers' CPU time is lost when Ray ends an idle worker.
+    """
+
+    def __init__(self, cluster_interval_s: float = 5.0):
+        from pipeline.cluster_memory import ClusterMemory
+
         self.proc = psutil.Process()
         self.started = time.time()
         self.cpu_start = self._cpu_seconds()
-        self.peak_rss = 0
+        self.peak_rss = 0  # driver tree + the job's workers on every node, at one sample
+        self.peak_driver_rss = 0
+        self.peak_by_node: dict[str, int] = {}
+        self.cluster = ClusterMemory(interval_s=cluster_interval_s)
         self.peak_gpu_mib: float | None = None
         self.gpu_util: list[float] = []  # percent, one value per sample (mean over the GPUs)
         self.cpu_seconds = 0.0
@@ -42,14 +62,21 @@ class ResourceSampler:
                 pass
         return total
 
-    def sample(self) -> None:
-        rss = 0
-        for p in self._tree():
+    def sample(self, force_cluster: bool = False) -> None:
+        tree = self._tree()
+        driver = 0
+        for p in tree:
             try:
-                rss += p.memory_info().rss
+                driver += p.memory_info().rss
             except psutil.Error:
                 pass
-        self.peak_rss = max(self.peak_rss, rss)
+        by_node = dict(self.cluster.sample(exclude_pids={p.pid for p in tree}, force=force_cluster))
+        local = self.cluster.local_node or "driver"
+        by_node[local] = by_node.get(local, 0) + driver
+        self.peak_driver_rss = max(self.peak_driver_rss, driver)
+        self.peak_rss = max(self.peak_rss, sum(by_node.values()))
+        for node, rss in by_node.items():
+            self.peak_by_node[node] = max(self.peak_by_node.get(node, 0), rss)
         self.cpu_seconds = max(self.cpu_seconds, self._cpu_seconds() - self.cpu_start)
         if shutil.which("nvidia-smi"):
             try:
@@ -63,13 +90,18 @@ class ResourceSampler:
 
     def summary(self) -> dict:
         wall = max(time.time() - self.started, 1e-9)
-        return {
+        out = {
             "cpu_percent": round(100 * self.cpu_seconds / (wall * psutil.cpu_count()), 1),
             "cpus": psutil.cpu_count(),
             "peak_memory_mib": round(self.peak_rss / 2**20),
+            "peak_driver_memory_mib": round(self.peak_driver_rss / 2**20),
+            "peak_memory_by_node_mib": {k: round(v / 2**20) for k, v in sorted(self.peak_by_node.items())},
             "peak_gpu_memory_mib": self.peak_gpu_mib,
             "mean_gpu_utilization_percent": round(sum(self.gpu_util) / len(self.gpu_util), 1) if self.gpu_util else None,
         }
+        if self.cluster.error:
+            out["memory_note"] = f"Ray workers partly or not counted ({self.cluster.error})"
+        return out
 
 
 def read_pages(out_dir, columns: list[str] | None = None):
@@ -137,10 +169,13 @@ def report_markdown(report: dict) -> str:
         f"- errors: {report['errors']}",
         f"- pages per engine: {', '.join(f'{k} {v}' for k, v in report['engines'].items())}",
     ]
-    for key in ("device", "actors", "vlm_device", "cpu_percent", "cpus", "peak_memory_mib", "peak_gpu_memory_mib",
-                "mean_gpu_utilization_percent"):
+    for key in ("device", "actors", "vlm_device", "cpu_percent", "cpus", "peak_memory_mib", "peak_driver_memory_mib",
+                "peak_memory_by_node_mib", "memory_note", "peak_gpu_memory_mib", "mean_gpu_utilization_percent"):
         if key in report:
-            lines.append(f"- {key.replace('_', ' ')}: {report[key]}")
+            value = report[key]
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
+            lines.append(f"- {key.replace('_', ' ')}: {value}")
     plan = report.get("plan") or {}
     if plan.get("gpu_split"):
         lines.append(f"- GPU split (hybrid, one card): {plan['gpu_split']}")

@@ -9,7 +9,7 @@ import json
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "2"  # 2: VLM columns (engine "vlm", hybrid confidences)
+SCHEMA_VERSION = "3"  # 2: VLM columns (engine "vlm", hybrid confidences); 3: sources, warnings
 PIPELINE_VERSION = "0.1.0"
 
 LINE = pa.struct(
@@ -24,7 +24,8 @@ OUTPUT_SCHEMA = pa.schema(
     [
         ("page_id", pa.string()),  # "<doc_id>:<page_index>"
         ("doc_id", pa.string()),  # SHA-256 of the file's bytes (32 hex digits)
-        ("source", pa.string()),  # path or URI as given
+        ("source", pa.string()),  # path or URI as given (relative to the submit directory under `ray job submit`)
+        ("sources", pa.list_(pa.string())),  # every name this content was found under in the run (byte-identical files)
         ("kind", pa.string()),  # pdf | image
         ("page_index", pa.int32()),  # 0-based
         ("page_count", pa.int32()),
@@ -49,6 +50,7 @@ OUTPUT_SCHEMA = pa.schema(
         ("seconds_render", pa.float32()),
         ("seconds_classify", pa.float32()),
         ("seconds_ocr", pa.float32()),
+        ("warnings", pa.list_(pa.string())),  # "<kind>: <what and what to do>", e.g. pdf_repaired; empty when none
         ("error", pa.string()),  # null when ok; "<stage>: <what happened and what to do>" otherwise
         ("pipeline_version", pa.string()),
         ("schema_version", pa.string()),

@@ -32,8 +32,11 @@ def _wanted(path: str) -> bool:
 def list_inputs(specs: list[str]) -> list[str]:
     """Expand files, directories (recursively) and globs into a sorted list of page-bearing files.
 
-    Local inputs come back as absolute paths; object-store inputs as URIs (s3://bucket/key).
-    A named file is kept whatever its suffix, so that an unreadable one gets an error row.
+    Paths come back as the user gave them (a relative spec gives relative paths, so that `source`
+    under `ray job submit --working-dir` is relative to the submit directory); object-store inputs
+    as URIs. A file reached twice (a repeated match, a symlink, a symlink loop under `**`) is listed
+    once, under the first name found. A named file is kept whatever its suffix, so that an
+    unreadable one gets an error row. Read files through `resolve()` (absolute, for Ray workers).
     """
     found: list[str] = []
     for spec in specs:
@@ -57,16 +60,21 @@ def list_inputs(specs: list[str]) -> list[str]:
     seen: set[str] = set()
     out = []
     for f in found:
-        f = f if _is_uri(f) else os.path.abspath(f)
-        if f not in seen:
-            seen.add(f)
-            out.append(f)
+        key = f if _is_uri(f) else os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            out.append(f if _is_uri(f) else os.path.normpath(f))
     return out
+
+
+def resolve(source: str) -> str:
+    """Where Ray workers read `source`: an absolute local path (from the driver's directory) or the URI."""
+    return source if _is_uri(source) else os.path.abspath(source)
 
 
 def _walk(directory: str) -> list[str]:
     out = []
-    for root, dirs, files in os.walk(directory):
+    for root, dirs, files in os.walk(directory):  # symlinked directories are not followed: no loops
         dirs.sort()
         out.extend(os.path.join(root, f) for f in sorted(files) if _wanted(f))
     return out

@@ -44,6 +44,21 @@ def bad_glyph_ratio(text: str) -> float:
     return min(1.0, bad / len(chars))
 
 
+def judge_text(text: str, cfg: TextLayerConfig) -> tuple[bool, str, int, float]:
+    """(usable, reason, characters, broken-glyph ratio) of a page's extracted text."""
+    chars = sum(1 for c in text if not c.isspace())
+    ratio = bad_glyph_ratio(text)
+    if cfg.mode == "off":
+        return False, "text_layer.mode is off", chars, ratio
+    if cfg.mode == "force":
+        return chars > 0, "forced" if chars else "no text layer", chars, ratio
+    if chars < cfg.min_chars:
+        return False, f"only {chars} characters", chars, ratio
+    if ratio > cfg.max_bad_ratio:
+        return False, f"{ratio:.0%} broken glyphs (mojibake, private-use or missing ToUnicode)", chars, ratio
+    return True, "usable", chars, ratio
+
+
 def read_text_layer(page: pymupdf.Page, cfg: TextLayerConfig, dpi: float) -> TextLayer:
     """Extract text and line boxes (in pixels at `dpi`) and judge whether OCR can be skipped."""
     text = page.get_text("text")
@@ -56,16 +71,5 @@ def read_text_layer(page: pymupdf.Page, cfg: TextLayerConfig, dpi: float) -> Tex
                 continue
             x0, y0, x1, y1 = (v * scale for v in line["bbox"])
             lines.append(OcrLine([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], line_text, 1.0))
-    chars = sum(1 for c in text if not c.isspace())
-    ratio = bad_glyph_ratio(text)
-    if cfg.mode == "off":
-        usable, reason = False, "text_layer.mode is off"
-    elif cfg.mode == "force":
-        usable, reason = chars > 0, "forced" if chars else "no text layer"
-    elif chars < cfg.min_chars:
-        usable, reason = False, f"only {chars} characters"
-    elif ratio > cfg.max_bad_ratio:
-        usable, reason = False, f"{ratio:.0%} broken glyphs (mojibake, private-use or missing ToUnicode)"
-    else:
-        usable, reason = True, "usable"
+    usable, reason, chars, ratio = judge_text(text, cfg)
     return TextLayer(text.strip(), lines, chars, ratio, usable, reason)

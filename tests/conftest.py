@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import os
 import struct
 import zlib
@@ -122,9 +123,15 @@ def make_bad_inputs(d: Path) -> dict[str, Path]:
     empty = d / "empty.jpg"
     empty.write_bytes(b"")
     Image.new("RGB", (300, 200), "white").save(d / "blank.png")
+    html = d / "web_page.pdf"  # a browser's "save as" under a document's name: MuPDF would render it
+    html.write_text("<!DOCTYPE html>\n<html><head><title>Scan 12</title></head><body><p>Not a PDF</p></body></html>\n")
+    jpeg = io.BytesIO()
+    Image.effect_noise((400, 300), 60).convert("RGB").save(jpeg, "JPEG")
+    (d / "cut_short.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 3])
     return {
         "corrupt": corrupt, "encrypted": d / "encrypted.pdf", "zero_pages": zero, "truncated": truncated,
         "unreadable": unreadable, "huge": huge, "empty": empty, "blank": d / "blank.png",
+        "html_as_pdf": html, "truncated_jpeg": d / "cut_short.jpg",
     }
 
 

@@ -42,29 +42,41 @@ def test_multipage_tiff_is_one_row_per_frame(tmp_path):
     assert out["error"] is None and (out["width"], out["height"]) == (200, 100)
 
 
-@pytest.mark.parametrize(
-    "name, expected",
-    [
-        ("corrupt", "discover: cannot open pdf"),
-        ("encrypted", "encrypted with a password"),
-        ("zero_pages", "has no pages"),
-        ("unreadable", "discover: cannot open image"),
-        ("empty", "discover: cannot open image"),
-    ],
-)
-def test_bad_documents_become_one_error_row(bad_inputs, name, expected):
+# each bad input: the error row says what happened and what to do (the stage is named first)
+BAD = [
+    ("corrupt", "discover: the PDF is damaged", "qpdf"),
+    ("encrypted", "encrypted with a password", "qpdf --decrypt"),
+    ("zero_pages", "the PDF has no pages", "re-download or re-export it"),
+    ("unreadable", "discover: the image cannot be read", "re-copy or re-export it"),
+    ("empty", "the file is empty (0 bytes)", "re-copy or re-export it"),
+    ("html_as_pdf", "not a PDF or image: the content is an HTML page", "give the original PDF or image"),
+]
+
+
+@pytest.mark.parametrize("name, what, todo", BAD, ids=[b[0] for b in BAD])
+def test_bad_documents_become_one_error_row_that_says_what_to_do(bad_inputs, name, what, todo):
     rows = pages_of(bad_inputs[name])
-    assert len(rows) == 1 and expected in rows[0]["error"]
+    assert len(rows) == 1 and what in rows[0]["error"] and todo in rows[0]["error"] and rows[0]["error"].endswith("rerun")
     out = prepare_page(rows[0], RunConfig())
     assert out["error"] == rows[0]["error"] and out["image"] == b""
 
 
-def test_truncated_pdf_never_raises(bad_inputs):
-    rows = pages_of(bad_inputs["truncated"])
-    assert rows, "a truncated PDF yields at least one row"
+def test_a_truncated_jpeg_is_a_render_error_that_says_what_to_do(bad_inputs):
+    rows = pages_of(bad_inputs["truncated_jpeg"])
+    assert len(rows) == 1 and rows[0]["error"] is None  # its header is fine
+    out = prepare_page(rows[0], RunConfig())
+    assert out["error"].startswith("render: OSError") and "damaged or cut short" in out["error"]
+
+
+def test_a_pdf_mupdf_repaired_is_marked(bad_inputs):
+    rows = pages_of(bad_inputs["truncated"])  # half a PDF: MuPDF rebuilds its structure silently
+    assert rows and all(r["error"] is None for r in rows)
+    assert all(any(w.startswith("pdf_repaired:") for w in r["warnings"]) for r in rows)
+    good = pages_of(bad_inputs["truncated"].with_name("good.pdf"))
+    assert all(r["warnings"] == [] for r in good)
     for row in rows:
-        out = prepare_page(row, RunConfig())  # either repaired and read, or an error row
-        assert out["error"] is None or out["error"].split(":")[0] in ("discover", "render", "text_layer")
+        out = prepare_page(row, RunConfig())  # either read, or an error row
+        assert out["error"] is None or out["error"].split(":")[0] in ("render", "text_layer")
 
 
 def test_huge_image_is_refused_before_decoding(bad_inputs):
@@ -125,6 +137,18 @@ def test_inputs_expand_dirs_and_globs(tmp_path):
     assert [p.rsplit("/", 1)[1] for p in found] == ["b.png", "a.pdf"]
     assert list_inputs([str(tmp_path / "*.png")]) == [str(tmp_path / "b.png")]
     assert list_inputs([f"file://{tmp_path}/b.png"]) == [str(tmp_path / "b.png")]
+    # relative specs stay relative (source as given); one entry per file however often it is reached
+    (tmp_path / "sub" / "loop").symlink_to(tmp_path)  # a symlink loop that `**` follows
+    (tmp_path / "alias.png").symlink_to(tmp_path / "b.png")
+    import os
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        assert list_inputs(["."]) == ["alias.png", "sub/a.pdf"]  # the first name in walk order
+        assert list_inputs(["**/*.pdf", "sub/a.pdf", "sub"]) == ["sub/a.pdf"]
+        assert list_inputs(["b.png", "alias.png", str(tmp_path / "b.png")]) == ["b.png"]
+    finally:
+        os.chdir(cwd)
     with pytest.raises(InputError, match="no such file"):
         list_inputs([str(tmp_path / "missing.pdf")])
 

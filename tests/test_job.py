@@ -52,7 +52,7 @@ def job(eval_dir, ray_local, tmp_path_factory):
 def test_every_input_page_has_exactly_one_row(job):
     out, plan, by_name, rows = job
     truncated = next(r for r in rows if r["source"].endswith("truncated.pdf"))
-    expected = len(PAGES) + 1 + 7 + max(truncated["page_count"], 1)  # a repaired truncated PDF keeps its pages
+    expected = len(PAGES) + 1 + 9 + max(truncated["page_count"], 1)  # a repaired truncated PDF keeps its pages
     assert len(rows) == expected == plan.total_pages
     assert len({(r["source"], r["page_index"]) for r in rows}) == len(rows)
 
@@ -80,12 +80,14 @@ def test_routes_and_engines(job):
 def test_bad_inputs_are_error_rows_with_clear_messages(job):
     by_name = job[2]
     expect = {
-        "corrupt.pdf": "cannot open pdf", "encrypted.pdf": "decrypt it", "zero_pages.pdf": "no pages",
-        "unreadable.png": "cannot open image", "empty.jpg": "cannot open image", "huge.png": "max_image_pixels",
+        "corrupt.pdf": "the PDF is damaged", "encrypted.pdf": "decrypt it", "zero_pages.pdf": "no pages",
+        "unreadable.png": "the image cannot be read", "empty.jpg": "the file is empty", "huge.png": "max_image_pixels",
+        "web_page.pdf": "not a PDF or image: the content is an HTML page", "cut_short.jpg": "damaged or cut short",
     }
     for name, fragment in expect.items():
         assert fragment in (by_name[name]["error"] or ""), name
-    assert by_name["truncated.pdf"]["error"] is None or by_name["truncated.pdf"]["error"]
+        assert "rerun" in by_name[name]["error"] or "raise the limit" in by_name[name]["error"], name  # says what to do
+    assert by_name["truncated.pdf"]["error"] is None and by_name["truncated.pdf"]["warnings"][0].startswith("pdf_repaired:")
 
 
 def test_schema_is_the_documented_one(job):

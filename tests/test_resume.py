@@ -33,21 +33,22 @@ def _kill_run(proc: subprocess.Popen) -> None:
 
 
 def test_killed_run_resumes_with_every_page_once(tmp_path, ray_local):
-    inputs = text_images(tmp_path / "in", 10)
+    inputs = text_images(tmp_path / "in", 32)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(tmp_path / "in"), "--out", str(out), "--quiet",
-           "--set", "paddle.batch_size=1", "--set", "rows_per_file=1"]
+    # the defaults: rows reach OUT_DIR while the run goes (rows_per_file auto: 8 on CPUs), not at its end
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(tmp_path / "in"), "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
+    deadline = time.time() + 300
     try:
-        # a readable row, not just a file name: the first file may still be half written (read_pages skips it)
-        while time.time() < deadline and not read_pages(out).num_rows:
+        # readable rows, not just file names: the newest file may still be half written (read_pages skips it)
+        while time.time() < deadline and read_pages(out).num_rows < 8:
             assert proc.poll() is None, "the run ended before it could be killed"
             time.sleep(0.2)
     finally:
         _kill_run(proc)  # the driver and its embedded Ray, mid-run
     written = read_pages(out).num_rows
-    assert 1 <= written < len(inputs), "kill the run while it is writing"
+    assert 8 <= written < len(inputs), "kill the run while it is writing"
+    assert (out / "_hybridocr.lock").exists()  # the killed run's lock: taken over by the rerun (its pid is gone)
     (out / "pages" / "cut-short.parquet").write_bytes(b"PAR1 not finished")  # what a kill mid-write leaves
 
     plan = run_job([str(tmp_path / "in")], out, RunConfig())
