@@ -106,9 +106,7 @@ def describe_document(row: dict, text_layer: TextLayerConfig | None = None) -> d
         else:
             with Image.open(local) as im:
                 doc["page_count"] = getattr(im, "n_frames", 1)
-    except NotADocument as e:
-        doc["error"] = f"discover: {e}"
-    except ValueError as e:
+    except ValueError as e:  # ours (NotADocument included): they say what to do
         doc["error"] = f"discover: {e}"
     except Exception as e:
         fix = _FIX_PDF if kind == "pdf" else _FIX_IMAGE

@@ -23,11 +23,10 @@ from pathlib import Path, PurePosixPath
 import pyarrow.fs as pafs
 
 from pipeline.output import OutputDir
-from pipeline.schema import OUTPUT_SCHEMA
 from pipeline.tables import lines_to_table, tables_in_text
 
 FORMATS = ("md", "txt")
-_COLUMNS = [c for c in ("doc_id", "source", "sources", "page_index", "text", "error", "route", "lines") if c in OUTPUT_SCHEMA.names]
+_COLUMNS = ["doc_id", "source", "sources", "page_index", "text", "error", "route", "lines"]
 _BAD_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f]')  # not allowed in Windows file names
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
@@ -161,7 +160,7 @@ def export(out_dir: str | Path, fmt: str, to: str | Path) -> list[Path]:
         raise ExportError(f"unknown format {fmt!r}: use --format md or --format txt")
     docs: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)  # (name, doc_id) -> page_index -> row
     for row in _read(out_dir).to_pylist():
-        for name in {row["source"], *(row.get("sources") or ())}:  # byte-identical files: a file per name
+        for name in {row["source"], *(row["sources"] or ())}:  # byte-identical files: a file per name
             pages = docs[(name, row["doc_id"])]
             old = pages.get(row["page_index"])
             if old is None or (old["error"] and not row["error"]):  # one row per page, an ok row first

@@ -142,7 +142,6 @@ def test_same_file_names_give_one_file_each(tmp_path):
     assert sorted(p.name for p in export(out, "txt", tmp_path / "again")) == sorted(names)  # deterministic
 
 
-@pytest.mark.skipif("sources" not in OUTPUT_SCHEMA.names, reason="no `sources` column in this schema version")
 def test_content_found_under_several_names_gets_a_file_per_name(tmp_path):
     rows = [{**page("c" * 32, "/in/c/dup.pdf", i, text=f"shared page {i}"), "sources": ["/in/c/dup.pdf", "/in/d/dup.pdf", "/in/e/copy.pdf"]}
             for i in (1, 0)]
