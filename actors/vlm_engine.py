@@ -39,13 +39,16 @@ class _VllmBackend:
     """vLLM's `AsyncLLM` in this process (its engine core in a process of its own)."""
 
     def __init__(self, cfg: VlmConfig):
+        t0 = time.time()
         args = engine_args(cfg)
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        t1 = time.time()
         self.cfg = cfg
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         self.ids = itertools.count()
+        self.phases = {"import_vllm": round(t1 - t0, 1), "build_engine": round(time.time() - t1, 1)}
 
     async def attempt(self, image: np.ndarray, cfg: VlmConfig, attempt: int, temperature: float, overrides: dict) -> VlmResult:
         from vllm.sampling_params import RequestOutputKind
@@ -99,6 +102,16 @@ class _ServerBackend:
         pass
 
 
+def _since_process_start(at: float) -> float | None:
+    """Seconds from this process's start to `at` (a Ray worker's start and imports before the engine)."""
+    try:
+        import psutil
+
+        return round(at - psutil.Process().create_time(), 1)
+    except Exception:  # psutil comes with Ray; a figure for the report only
+        return None
+
+
 class VlmEngine:
     """One VLM engine, started in the background; `read` pages into it from any thread."""
 
@@ -107,6 +120,7 @@ class VlmEngine:
         self.max_in_flight = max_in_flight(cfg)
         self.started_at = time.time()
         self.ready_at: float | None = None
+        self.phases: dict = {}  # seconds per start phase, once up
         self.in_flight = self.peak_in_flight = 0
         self._busy = self._busy_since = self._charged = 0.0  # engine-busy seconds, kept in the loop's thread
         self._loop = asyncio.new_event_loop()
@@ -116,18 +130,23 @@ class VlmEngine:
 
     async def _start(self):
         # Building blocks this loop (its only work until then): reads queue behind it.
+        loop_at = time.time()
         self._slots = asyncio.Semaphore(self.max_in_flight)
         try:
             backend = _ServerBackend(self.cfg) if self.cfg.server_url else _VllmBackend(self.cfg)
         except ImportError as e:
             raise RuntimeError(f"the VLM engine could not start ({e}): {INSTALL_HINT}") from None
         self.ready_at = time.time()
-        log.info("vlm engine ready after %.1f s", self.ready_at - self.started_at)
+        self.phases = {"process_start": _since_process_start(self.started_at),
+                       "wait_for_loop": round(loop_at - self.started_at, 1), **getattr(backend, "phases", {})}
+        # one line per engine, also under Ray's WARNING log level: where a slow start went
+        log.warning("vlm engine ready after %.1f s (%s)", self.ready_at - self.started_at,
+                    ", ".join(f"{k} {v} s" for k, v in self.phases.items()))
         return backend
 
     def when_ready(self, callback) -> None:
-        """Call `callback(time)` once the engine is up."""
-        self._backend.add_done_callback(lambda f: f.exception() is None and callback(self.ready_at))
+        """Call `callback(time, phases)` once the engine is up (phases: seconds per start phase)."""
+        self._backend.add_done_callback(lambda f: f.exception() is None and callback(self.ready_at, self.phases))
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until the engine is up (raises what stopped it from starting)."""

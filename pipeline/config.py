@@ -151,8 +151,9 @@ class VlmConfig(_Strict):
         1, ge=1, description="Rows per call of a VLM actor; 1: each page leaves the stage as soon as it is read.",
     )
     calls_per_actor: Optional[int] = Field(
-        None, ge=1, description="Calls in flight per VLM actor (threads); None: 4 x max_in_flight, at least 64. Rows the "
-        "VLM does not read pass through in a call of their own, so this also bounds how long they can queue.",
+        None, ge=1, description="Calls in flight per VLM actor (threads); None: 16 x max_in_flight, 256 to 4096. Rows the "
+        "VLM does not read pass through in a call of their own: they wait only when this many VLM pages are "
+        "already queued (the backlog while vLLM starts: ~VLM share x input rate x start time).",
     )
     max_model_len: int = Field(8192, ge=256, description="Prompt (image tokens included) + output tokens.")
     enable_chunked_prefill: bool = True

@@ -89,6 +89,7 @@ class ProgressCounter:
         self.errors = 0
         self.engines: dict[str, list[float]] = {}  # engine -> [first, last] time its rows reached the writer
         self.vlm_ready: list[float] = []
+        self.vlm_phases: list[dict] = []  # per engine: seconds of each start phase (VlmEngine.phases)
 
     def add(self, done: int, errors: int, engines: tuple = ()) -> None:
         self.done += done
@@ -97,14 +98,15 @@ class ProgressCounter:
         for engine in engines:
             self.engines.setdefault(engine, [now, now])[1] = now
 
-    def engine_ready(self, at: float) -> None:
+    def engine_ready(self, at: float, phases: dict | None = None) -> None:
         self.vlm_ready.append(at)
+        self.vlm_phases.append(phases or {})
 
     def get(self) -> tuple[int, int]:
         return self.done, self.errors
 
     def timeline(self) -> dict:
-        return {"rows_by_engine": self.engines, "vlm_ready": self.vlm_ready}
+        return {"rows_by_engine": self.engines, "vlm_ready": self.vlm_ready, "vlm_phases": self.vlm_phases}
 
 
 def shape_output(batch: pa.Table, counter) -> pa.Table:

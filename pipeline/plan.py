@@ -62,6 +62,7 @@ class Plan:
 
         if t.get("vlm_ready"):
             out["vlm_engine_up_seconds"] = [rel(x) for x in t["vlm_ready"]]
+            out["vlm_engine_start_phases"] = t.get("vlm_phases", [])
         if t.get("rows_by_engine"):
             out["rows_reached_writer_seconds"] = {e: [rel(a), rel(b)] for e, (a, b) in t["rows_by_engine"].items()}
         return out

@@ -180,7 +180,8 @@ def report_markdown(report: dict) -> str:
     if plan.get("gpu_split"):
         lines.append(f"- GPU split (hybrid, one card): {plan['gpu_split']}")
     if plan.get("vlm_engine_up_seconds"):
-        lines.append(f"- VLM engine up after: {plan['vlm_engine_up_seconds']} s; rows reached the writer (first, last s): "
+        lines.append(f"- VLM engine up after: {plan['vlm_engine_up_seconds']} s (start phases, s: "
+                     f"{plan.get('vlm_engine_start_phases')}); rows reached the writer (first, last s): "
                      f"{plan.get('rows_reached_writer_seconds')}")
     lines += ["", "| route | pages | mean confidence | OCR seconds per page |", "|---|---|---|---|"]
     for route, v in report["routes"].items():

@@ -92,3 +92,5 @@ def test_paddle_rows_are_written_while_the_vlm_starts_and_reads(tiny_vlm_dir, ra
     # ... and all of them before the first VLM page was done: none waited behind the VLM's pages
     assert paddle_last < vlm_first
     assert plan.summary()["vlm_engine_up_seconds"][0] > 0
+    (phases,) = plan.summary()["vlm_engine_start_phases"]  # where the start went, for the report
+    assert phases["build_engine"] > 0 and phases["import_vllm"] >= 0 and phases["process_start"] > 0, phases
