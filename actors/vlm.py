@@ -56,6 +56,10 @@ def engine_args(cfg: VlmConfig) -> dict:
     # fails to load; this engine uses no vLLM plugins.
     os.environ.setdefault("VLLM_PLUGINS", "")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # the CLI's progress line, not vLLM's per-step INFO
+    # FlashInfer's top-k/top-p sampler is built with nvcc at the engine's first start on a node
+    # (~104 s on an H200, one core, the card idle); pages are decoded greedily or at a plain
+    # temperature, which PyTorch's sampler does as fast. Set it to 1 to have it anyway.
+    os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
     args = dict(
         model=cfg.model,
         tokenizer=cfg.tokenizer,
@@ -99,6 +103,45 @@ def _in_ray_actor() -> bool:
 def processor_kwargs(cfg: VlmConfig) -> dict:
     """Qwen2-VL image processor bounds (transformers 5 spells min/max_pixels as size's shortest/longest_edge)."""
     return {"size": {"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels}}
+
+
+def weights_gib(model: str) -> float | None:
+    """GiB of a local checkpoint's weights: the safetensors index's total_size or the files' sizes,
+    else estimated from config.json (Qwen2-family text + vision shapes, 2 bytes per weight: what
+    `load_format: dummy` allocates). None when the model is neither a local directory nor in the local hub cache."""
+    import json
+    from pathlib import Path
+
+    d = Path(model)
+    if not d.is_dir():  # a hub name: its snapshot in the local Hugging Face cache, if downloaded (no network)
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(model, "config.json")
+        except Exception:
+            found = None
+        if not isinstance(found, str):
+            return None
+        d = Path(found).parent
+    index = d / "model.safetensors.index.json"
+    if index.is_file():
+        return json.loads(index.read_text())["metadata"]["total_size"] / 2**30
+    files = list(d.glob("*.safetensors"))
+    if files:
+        return sum(f.stat().st_size for f in files) / 2**30
+    try:
+        c = json.loads((d / "config.json").read_text())
+        t = {**c, **c.get("text_config", {})}
+        h, layers, inter, vocab = t["hidden_size"], t["num_hidden_layers"], t["intermediate_size"], t["vocab_size"]
+        kv = t.get("num_key_value_heads", t["num_attention_heads"]) * h // t["num_attention_heads"]
+        params = vocab * h * (1 if t.get("tie_word_embeddings") else 2) + layers * (h * (2 * h + 2 * kv) + 3 * h * inter)
+        v = c.get("vision_config") or {}
+        if v.get("depth"):
+            vh = v.get("hidden_size") or v.get("embed_dim")
+            params += v["depth"] * (4 * vh * vh + 3 * vh * v.get("intermediate_size", 4 * vh))
+        return params * 2 / 2**30
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def max_in_flight(cfg: VlmConfig) -> int:

@@ -136,9 +136,19 @@ class VlmEngine:
             backend = _ServerBackend(self.cfg) if self.cfg.server_url else _VllmBackend(self.cfg)
         except ImportError as e:
             raise RuntimeError(f"the VLM engine could not start ({e}): {INSTALL_HINT}") from None
+        warm = time.time()
+        if isinstance(backend, _VllmBackend):
+            # vLLM loads its image processor and tokenizer on the first request (~30 s for
+            # Qwen2.5-VL-7B on an H200, the card idle): here, before the engine counts as up
+            side = max(28, int(self.cfg.min_pixels ** 0.5) // 28 * 28)
+            try:
+                await backend.attempt(np.full((side, side, 3), 255, np.uint8), self.cfg, 0, 0.0, {"max_tokens": 1})
+            except Exception as e:  # the pages' own requests will say what is wrong
+                log.warning("vlm engine: warm-up request failed: %s", e)
         self.ready_at = time.time()
         self.phases = {"process_start": _since_process_start(self.started_at),
-                       "wait_for_loop": round(loop_at - self.started_at, 1), **getattr(backend, "phases", {})}
+                       "wait_for_loop": round(loop_at - self.started_at, 1), **getattr(backend, "phases", {}),
+                       "first_request": round(self.ready_at - warm, 1)}
         # one line per engine, also under Ray's WARNING log level: where a slow start went
         log.warning("vlm engine ready after %.1f s (%s)", self.ready_at - self.started_at,
                     ", ".join(f"{k} {v} s" for k, v in self.phases.items()))

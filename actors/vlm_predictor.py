@@ -9,6 +9,8 @@ moment instead of draining at the end of each batch.
 
 from __future__ import annotations
 
+import asyncio
+
 import pandas as pd
 
 from actors.vlm import model_label, needs_vlm
@@ -38,40 +40,52 @@ class VlmPredictor:
             self.engine.when_ready(on_ready)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        for i, future in self._submit(batch):
+            self._apply(batch, i, future)
+        return self._done(batch)
+
+    async def acall(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """The same for an event loop (a Ray Serve replica): awaits the pages instead of blocking a thread."""
+        for i, future in self._submit(batch):
+            await asyncio.wait([asyncio.wrap_future(future)])  # done or failed: _apply reads which
+            self._apply(batch, i, future)
+        return self._done(batch)
+
+    def _submit(self, batch: pd.DataFrame) -> list:
         for col in VLM_COLUMNS:
             if col not in batch:
                 batch[col] = None
         todo = batch.index[needs_vlm(batch, self.escalate, self.cfg.escalate_below)].tolist()
-        if todo:
-            self._read(batch, todo)
+        return [(i, self.engine.read(page_pixels(batch.loc[i]), str(batch.at[i, "page_id"]) if "page_id" in batch else ""))
+                for i in todo]
+
+    @staticmethod
+    def _done(batch: pd.DataFrame) -> pd.DataFrame:
         batch["image"] = [b""] * len(batch)  # pixels are not needed past this stage
         return batch
 
-    def _read(self, batch: pd.DataFrame, todo: list) -> None:
-        futures = [self.engine.read(page_pixels(batch.loc[i]), str(batch.at[i, "page_id"]) if "page_id" in batch else "")
-                   for i in todo]
-        for i, future in zip(todo, futures):
-            try:
-                res = future.result()
-            except Exception as e:  # the job goes on
-                why = f"{type(e).__name__}: {str(e)[:300]}"
-                if batch.at[i, "engine"] == "paddleocr":  # escalated: PaddleOCR's reading stays, the row says why
-                    batch.at[i, "vlm_problem"] = f"error: {why}"
-                else:  # this page's error row
-                    batch.at[i, "error"] = f"vlm: generation failed on this page ({why})"
-                continue
-            before = batch.at[i, "seconds_ocr"] if "seconds_ocr" in batch else None  # hybrid: PaddleOCR's time + the VLM's
-            batch.at[i, "seconds_ocr"] = (float(before) if pd.notna(before) else 0.0) + res.seconds
-            batch.at[i, "vlm_confidence"] = res.confidence
-            batch.at[i, "vlm_finish_reason"] = res.finish_reason
-            batch.at[i, "vlm_prompt_tokens"] = res.prompt_tokens
-            batch.at[i, "vlm_output_tokens"] = res.output_tokens
-            batch.at[i, "vlm_attempts"] = res.attempts
-            batch.at[i, "vlm_problem"] = res.problem
-            if res.problem and batch.at[i, "engine"] == "paddleocr":
-                continue  # keep PaddleOCR's reading; the row says the VLM could not do better
-            batch.at[i, "text"] = res.text
-            batch.at[i, "lines_json"] = "[]"  # a VLM gives page text, no line boxes
-            batch.at[i, "confidence"] = res.confidence
-            batch.at[i, "engine"] = "vlm"
-            batch.at[i, "model"] = self.model
+    def _apply(self, batch: pd.DataFrame, i, future) -> None:
+        try:
+            res = future.result()
+        except Exception as e:  # the job goes on
+            why = f"{type(e).__name__}: {str(e)[:300]}"
+            if batch.at[i, "engine"] == "paddleocr":  # escalated: PaddleOCR's reading stays, the row says why
+                batch.at[i, "vlm_problem"] = f"error: {why}"
+            else:  # this page's error row
+                batch.at[i, "error"] = f"vlm: generation failed on this page ({why})"
+            return
+        before = batch.at[i, "seconds_ocr"] if "seconds_ocr" in batch else None  # hybrid: PaddleOCR's time + the VLM's
+        batch.at[i, "seconds_ocr"] = (float(before) if pd.notna(before) else 0.0) + res.seconds
+        batch.at[i, "vlm_confidence"] = res.confidence
+        batch.at[i, "vlm_finish_reason"] = res.finish_reason
+        batch.at[i, "vlm_prompt_tokens"] = res.prompt_tokens
+        batch.at[i, "vlm_output_tokens"] = res.output_tokens
+        batch.at[i, "vlm_attempts"] = res.attempts
+        batch.at[i, "vlm_problem"] = res.problem
+        if res.problem and batch.at[i, "engine"] == "paddleocr":
+            return  # keep PaddleOCR's reading; the row says the VLM could not do better
+        batch.at[i, "text"] = res.text
+        batch.at[i, "lines_json"] = "[]"  # a VLM gives page text, no line boxes
+        batch.at[i, "confidence"] = res.confidence
+        batch.at[i, "engine"] = "vlm"
+        batch.at[i, "model"] = self.model

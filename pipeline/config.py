@@ -195,6 +195,32 @@ class HybridConfig(_Strict):
         "(on an H200, 6 GB left detection 3 GB: batches of 4 pages failed to allocate and were re-read page by page, 2.5x slower).")
 
 
+class AutoscalingConfig(_Strict):
+    """Ray Serve autoscaling of one deployment (Serve's own `autoscaling_config` keys)."""
+
+    min_replicas: int = Field(1, ge=0, description="Replicas kept up when idle (0: scale to zero; the first request then waits for a start).")
+    max_replicas: int = Field(1, ge=1, description="Replicas at most (each holds its engine: GPU share or whole GPUs).")
+    target_ongoing_requests: float = Field(8, gt=0, description="Requests per replica Serve aims at before it adds one.")
+
+
+class ServeConfig(_Strict):
+    """The online endpoint (`hybridocr serve`, `serve run configs/serve.yaml`): limits and deployments."""
+
+    host: str = Field("127.0.0.1", description="Address the HTTP proxy listens on (0.0.0.0 to accept other machines).")
+    port: int = Field(8000, ge=1, le=65535)
+    max_upload_mb: float = Field(50, gt=0, description="Largest upload; larger ones get 413.")
+    max_pages: int = Field(50, ge=1, description="Pages one request may ask for; more get 413 (ask for a pages= range).")
+    request_timeout_s: float = Field(300, gt=0, description="A request still unanswered after this gets 504.")
+    paddle_batch_size: int = Field(8, ge=1, description="Pages PaddleOCR reads per call, gathered across requests (@serve.batch).")
+    batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a PaddleOCR batch waits to fill up.")
+    paddle: AutoscalingConfig = AutoscalingConfig()
+    vlm: AutoscalingConfig = AutoscalingConfig(target_ongoing_requests=64)
+    ingress: AutoscalingConfig = AutoscalingConfig(target_ongoing_requests=32)
+    vlm_enabled: Optional[bool] = Field(
+        None, description="Start the VLM deployment; None: when mode is vlm or hybrid. Off, requests for the VLM get 400.",
+    )
+
+
 class RunConfig(_Strict):
     mode: Literal["paddle", "vlm", "hybrid"] = Field(
         "paddle", description="paddle: PaddleOCR reads every OCR page; vlm: the VLM does; hybrid: by route, with escalation."
@@ -210,6 +236,7 @@ class RunConfig(_Strict):
         "None: 256 when a GPU reads the pages, 8 on CPUs (a file every minute or so there, not one at the end).",
     )
     ray_address: Optional[str] = Field(None, description="Ray cluster address; None: the job's cluster or a local embedded Ray.")
+    serve: ServeConfig = ServeConfig()
 
 
 def _problem(err: dict) -> str:

@@ -51,3 +51,17 @@ def sized_for_vlm(image: np.ndarray, min_pixels: int, max_pixels: int, out: dict
     factor = sized.shape[1] / image.shape[1]
     out.update(width=sized.shape[1], height=sized.shape[0], dpi=out["dpi"] * factor, scale=out["scale"] * factor)
     return sized
+
+
+def jpeg_data_url(image: np.ndarray, longest: int = 1400) -> str:
+    """The page as a JPEG `data:` URL at most `longest` px a side, for pages people look at (the review page)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    pil = Image.fromarray(np.ascontiguousarray(image[:, :, :3]), "RGB")
+    pil.thumbnail((longest, longest))
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()

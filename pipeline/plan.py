@@ -17,9 +17,11 @@ from dataclasses import asdict, dataclass, field
 import ray
 
 from actors.paddle_ocr import gpu_visible, total_gpu_gb
+from actors.vlm import weights_gib
 from pipeline.config import RunConfig
 
 CUDA_CONTEXT_GB = 0.6  # per process on the card, outside any memory cap
+VLM_HEADROOM_GB = 8.0  # vLLM beside its weights and KV cache: activations of a prefill chunk, vision encoder, CUDA graphs
 
 
 @dataclass
@@ -83,7 +85,17 @@ def split_gpu(config: RunConfig, actors: int, card_gb: float | None) -> tuple[di
     vlm_share = round(min(0.9, (card_gb * 0.94 - paddle_gb) / card_gb), 3)
     split = {"card_gb": round(card_gb, 1), "paddle_actors": actors, "paddle_gpu_gb_each": config.hybrid.paddle_gpu_gb,
              "vlm_gpu_memory_utilization": vlm_share, "vlm_gb": round(vlm_share * card_gb, 1)}
-    return split, {"paddle.gpu_memory_gb": config.hybrid.paddle_gpu_gb, "vlm.gpu_memory_utilization": vlm_share}
+    overrides = {"paddle.gpu_memory_gb": config.hybrid.paddle_gpu_gb, "vlm.gpu_memory_utilization": vlm_share}
+    # vLLM sizes its KV cache by profiling the card's free memory and refuses to start when another
+    # process frees memory meanwhile (PaddleOCR actors that finish: seen on an H200). A KV cache
+    # given in bytes skips that measurement: the VLM's share less its weights and a headroom for
+    # activations, the vision encoder and CUDA graphs.
+    weights = weights_gib(v.model)
+    kv_gib = vlm_share * card_gb - (weights or 0) - VLM_HEADROOM_GB
+    if weights is not None and kv_gib >= 2 and "kv_cache_memory_bytes" not in v.engine_kwargs:
+        split["vlm_kv_cache_gb"] = round(kv_gib, 1)
+        overrides["vlm.engine_kwargs"] = {**v.engine_kwargs, "kv_cache_memory_bytes": int(kv_gib * 2**30)}
+    return split, overrides
 
 
 def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:

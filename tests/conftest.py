@@ -50,7 +50,10 @@ def tiny_vlm_config(model_dir: Path, **overrides) -> dict:
     """VlmConfig fields for the tiny model on 2 CPU cores: small images, few tokens."""
     return {
         "model": str(model_dir), "dtype": "bfloat16", "enforce_eager": True, "max_model_len": 1024, "max_num_seqs": 8,
-        "min_pixels": 16 * 28 * 28, "max_pixels": 64 * 28 * 28, "max_tokens": 8, "max_retries": 1, **overrides,
+        "min_pixels": 16 * 28 * 28, "max_pixels": 64 * 28 * 28, "max_tokens": 8, "max_retries": 1,
+        # vLLM's CPU backend refuses to start unless this share of the node's memory is free (its KV
+        # cache is VLLM_CPU_KVCACHE_SPACE above): 0.9 fails as soon as PaddleOCR actors run beside it
+        "gpu_memory_utilization": 0.2, **overrides,
     }
 
 

@@ -33,3 +33,12 @@ def test_synthetic_pages_are_distinct_and_routed_as_meant(tmp_path):
     for p, kind in zip(paths, kinds):
         route = classify_page(np.asarray(Image.open(p).convert("RGB"))).route
         assert route == ("vertical" if kind == "v" else "horizontal"), (p, route)
+
+
+def test_vertical_synthetic_pages_stay_distinct_past_the_glyph_cycle(tmp_path):
+    # pages i and i + 64 were the same image (the glyph offset cycled): a content-keyed run read 64 of 600
+    from pipeline.bench import synthetic_page
+
+    first = synthetic_page(1, tmp_path, 30, vertical=True)
+    again = synthetic_page(65, tmp_path, 30, vertical=True)
+    assert open(first, "rb").read() != open(again, "rb").read()

@@ -62,3 +62,24 @@ def test_gpu_actors_leave_half_the_node_to_render():
     hybrid = plans["gpu-hybrid.yaml"]
     assert hybrid["actors"] == 8 and hybrid["render_slots"] >= 7 and hybrid["vlm_cpus"] == 1.0
     assert hybrid["actors"] * hybrid["actor_cpus"] + hybrid["vlm_cpus"] + hybrid["render_slots"] <= 16 + 1e-6
+
+
+def test_hybrid_split_gives_vllm_its_kv_cache_in_bytes(tmp_path):
+    # vLLM's memory profiling fails when PaddleOCR actors free the card meanwhile (H200, 2026-12-02):
+    # with the KV cache in bytes it does not measure; its size is the VLM's share less the weights
+    from actors.vlm import weights_gib
+    from pipeline.bench_model import CONFIG
+    from pipeline.plan import VLM_HEADROOM_GB
+
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
+    assert 15.0 < weights_gib(str(tmp_path)) < 15.8  # Qwen2.5-VL-7B: 8.29 B weights in bf16
+    config = load_config(REPO / "configs" / "gpu-hybrid.yaml", {"vlm.model": str(tmp_path)})
+    split, overrides = split_gpu(config, config.paddle.actors, 141.0)
+    kv = overrides["vlm.engine_kwargs"]["kv_cache_memory_bytes"] / 2**30
+    assert kv == pytest.approx(split["vlm_gb"] - weights_gib(str(tmp_path)) - VLM_HEADROOM_GB, abs=0.1) and kv > 16
+    applied = Plan(1, 1, "gpu", 8, 2, overrides=overrides).applied(config)
+    assert applied.vlm.engine_kwargs["kv_cache_memory_bytes"] == int(kv * 2**30)
+    # a hub name (no local config) or a size the user gave: vLLM's own profiling, untouched
+    assert "vlm.engine_kwargs" not in split_gpu(load_config(REPO / "configs" / "gpu-hybrid.yaml"), 8, 141.0)[1]
+    mine = load_config(REPO / "configs" / "gpu-hybrid.yaml", {"vlm.model": str(tmp_path), "vlm.engine_kwargs": {"kv_cache_memory_bytes": 123}})
+    assert "vlm.engine_kwargs" not in split_gpu(mine, 8, 141.0)[1]

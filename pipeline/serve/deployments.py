@@ -1,0 +1,108 @@
+"""The engines as Ray Serve deployments: the batch job's own classes, no second code path.
+
+`PaddleReader` holds a `PaddleOcrPredictor` (actors/paddle_ocr.py) and reads pages gathered across
+requests with `@serve.batch`; `VlmReader` holds a `VlmPredictor` (actors/vlm_predictor.py) whose
+`VlmEngine` keeps many requests in vLLM at once. Both take and return the batch job's page rows
+(`prepare_page` output), so a page served equals the batch job's row for that page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pandas as pd
+from ray import serve
+
+from actors.paddle_ocr import PaddleOcrPredictor, resolve_device
+from actors.vlm import max_in_flight
+from pipeline.config import RunConfig
+
+
+def _rows(frame: pd.DataFrame) -> list[dict]:
+    return [{k: (None if v is pd.NA else v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+@serve.deployment(name="PaddleReader")
+class PaddleReader:
+    """PaddleOCR on fractional GPUs or CPU; pages of concurrent requests share one inference call."""
+
+    def __init__(self, config: dict):
+        self.cfg = RunConfig.model_validate(config)
+        self.predictor = PaddleOcrPredictor(config, cpu_threads=self.cfg.paddle.cpu_threads)
+        self.read_batch.set_max_batch_size(self.cfg.serve.paddle_batch_size)
+        self.read_batch.set_batch_wait_timeout_s(self.cfg.serve.batch_wait_timeout_s)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def read_batch(self, rows: list[dict]) -> list[dict]:
+        # inference off the replica's event loop, so requests keep arriving while it runs
+        return _rows(await asyncio.to_thread(self.predictor, pd.DataFrame(rows)))
+
+    async def read(self, row: dict) -> dict:
+        return await self.read_batch(row)
+
+    def info(self) -> dict:
+        return {"model": self.predictor.model, "device": self.predictor.device}
+
+
+@serve.deployment(name="VlmReader")
+class VlmReader:
+    """The VLM engine (vLLM's AsyncLLM, or a `vllm serve` client): one request per page, many in flight."""
+
+    def __init__(self, config: dict):
+        from actors.vlm_predictor import VlmPredictor
+
+        self.predictor = VlmPredictor(config, escalate=True)  # the ingress sends only pages the VLM must read
+
+    async def read(self, row: dict) -> dict:
+        return _rows(await self.predictor.acall(pd.DataFrame([row])))[0]
+
+    def check_health(self) -> None:
+        backend = self.predictor.engine._backend
+        if backend.done() and backend.exception() is not None:  # a failed start: Serve restarts the replica
+            raise RuntimeError(f"the VLM engine failed to start: {backend.exception()}")
+
+    def info(self) -> dict:
+        engine = self.predictor.engine
+        return {"model": self.predictor.model, "ready": engine.ready_at is not None, "start_phases_s": engine.phases}
+
+
+def _gpus_in_cluster() -> bool:
+    import ray
+
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
+def paddle_options(cfg: RunConfig) -> dict:
+    """Deployment options for PaddleReader from the config: autoscaling, queue bound, resources."""
+    gpu = resolve_device(cfg.paddle) == "gpu" or (cfg.paddle.device == "gpu" and _gpus_in_cluster())
+    a = cfg.serve.paddle
+    return {
+        "autoscaling_config": {"min_replicas": a.min_replicas, "max_replicas": a.max_replicas,
+                               "target_ongoing_requests": a.target_ongoing_requests},
+        "max_ongoing_requests": 4 * cfg.serve.paddle_batch_size,
+        "ray_actor_options": {"num_cpus": 1, "num_gpus": cfg.paddle.num_gpus if gpu else 0,
+                              "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(cfg.paddle.cpu_threads or os.cpu_count() or 1)}}},
+    }
+
+
+def vlm_options(cfg: RunConfig) -> dict:
+    """Deployment options for VlmReader: whole GPUs (a STRICT_PACK placement group for tensor
+    parallelism, as Serve's own LLM deployments do), or CPU for the CPU build / a remote server."""
+    v, a = cfg.vlm, cfg.serve.vlm
+    opts: dict = {
+        "autoscaling_config": {"min_replicas": a.min_replicas, "max_replicas": a.max_replicas,
+                               "target_ongoing_requests": a.target_ongoing_requests},
+        "max_ongoing_requests": 4 * max_in_flight(v),
+        # vLLM's start (weights, CUDA graphs) takes minutes on a fresh node
+        "health_check_period_s": 10, "health_check_timeout_s": 60, "graceful_shutdown_timeout_s": 30,
+    }
+    if v.server_url or not _gpus_in_cluster():
+        opts["ray_actor_options"] = {"num_cpus": 1, "num_gpus": 0}
+    elif v.tensor_parallel_size > 1:
+        opts["ray_actor_options"] = {"num_cpus": 1, "num_gpus": 0}
+        opts["placement_group_bundles"] = [{"CPU": 1}] + [{"GPU": 1}] * v.tensor_parallel_size
+        opts["placement_group_strategy"] = "STRICT_PACK"
+    else:
+        opts["ray_actor_options"] = {"num_cpus": 1, "num_gpus": v.num_gpus}
+    return opts

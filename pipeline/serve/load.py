@@ -1,0 +1,82 @@
+"""`hybridocr bench --serve`: a bounded load on the Serve app over loopback, beside the batch job.
+
+On the same pages and machine: the batch job first (its pool rate and each page's bare time:
+render + classify + OCR seconds in the actor), then the app on a free loopback port (or the one at
+`--serve-url`), then, at each concurrency (1, 8, 32 by default), every page sent once as its own
+request: p50/p95 latency and pages/min. The load stops by itself when every request has answered.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import socket
+import statistics
+import time
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600) -> dict:
+    """Each file once, `concurrency` requests at a time; latency percentiles and pages/min."""
+    import requests
+
+    def one(path: str) -> tuple[float, int, int]:
+        start = time.perf_counter()
+        with open(path, "rb") as f:
+            r = requests.post(url + "/v1/ocr", files={"file": (Path(path).name, f)}, timeout=timeout)
+        pages = len(r.json().get("pages", [])) if r.status_code == 200 else 0
+        return time.perf_counter() - start, r.status_code, pages
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
+        done = list(pool.map(one, files))
+    wall = time.perf_counter() - start
+    latencies = sorted(d[0] for d in done)
+    pages = sum(d[2] for d in done)
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 3)
+
+    return {"concurrency": concurrency, "requests": len(files), "failed": sum(d[1] != 200 for d in done), "pages": pages,
+            "p50_seconds": round(statistics.median(latencies), 3), "p95_seconds": pct(0.95),
+            "pages_per_min": round(60 * pages / wall, 2), "seconds": round(wall, 2)}
+
+
+def bench_serve(files: list[str], config, url: str | None, levels: tuple[int, ...] = (1, 8, 32)) -> dict:
+    from ray import serve
+
+    from pipeline.bench import ray_job
+    from pipeline.serve.app import build_app
+
+    batch = ray_job(files, config)
+    stages = batch["mean_stage_seconds"]
+    bare = sum(v for v in (stages.get("seconds_render"), stages.get("seconds_classify"), stages.get("seconds_ocr")) if v)
+    print(f"batch job: {batch['pages_per_min']} pages/min end to end, pool {batch['pool_pages_per_min']}; "
+          f"bare seconds per page (render + classify + OCR) {bare:.3f}", flush=True)
+    started_here = url is None
+    if started_here:
+        port = _free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_app(config.model_copy(update={"serve": config.serve.model_copy(update={"port": port})})),
+                  name="hybridocr-bench", route_prefix="/")
+        url = f"http://127.0.0.1:{port}"
+    try:
+        send_load(url, files[: min(4, len(files))], 2)  # warm-up: engines loaded, first shapes seen
+        results = []
+        for c in levels:
+            r = send_load(url, files, c)
+            r["p50_vs_bare"] = round(r["p50_seconds"] / bare, 2) if bare else None
+            r["vs_batch_pool"] = round(r["pages_per_min"] / batch["pool_pages_per_min"], 3) if batch["pool_pages_per_min"] else None
+            results.append(r)
+            print(f"serve at concurrency {c}: {r['pages_per_min']} pages/min ({r['vs_batch_pool']} x the batch pool), "
+                  f"p50 {r['p50_seconds']} s ({r['p50_vs_bare']} x the bare page), p95 {r['p95_seconds']} s, "
+                  f"{r['failed']} failed", flush=True)
+    finally:
+        if started_here:
+            serve.shutdown()
+    return {"batch": batch, "bare_seconds_per_page": round(bare, 3), "url": url, "levels": results}
