@@ -266,6 +266,9 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+        if "applications" in data:
+            raise ConfigError(f"{path} is a Ray Serve config (for `serve run` / `serve deploy`); give hybridocr a run "
+                              "config such as configs/cpu.yaml (the Serve config names one in its args: config)")
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")

@@ -6,7 +6,7 @@ import yaml
 from pipeline.config import _YAML_WORDS, ConfigError, RunConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name != "serve.yaml")  # serve.yaml: Serve's schema (test_serve)
 
 
 def test_defaults_are_the_cpu_profile():
@@ -99,3 +99,8 @@ def test_shipped_config_comments_work_when_copied(tmp_path):
         path = tmp_path / "c.yaml"
         path.write_text(f"text_layer:\n  mode: {word}\n")
         assert load_config(path).text_layer.mode == word.strip('"')
+
+
+def test_a_serve_config_given_as_a_run_config_says_which_is_which():
+    with pytest.raises(ConfigError, match="Ray Serve config .* configs/cpu.yaml"):
+        load_config(REPO / "configs" / "serve.yaml")

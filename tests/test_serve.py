@@ -97,6 +97,30 @@ def server(ray_local, batch, tiny_vlm_dir):
         serve.shutdown()
 
 
+def test_serve_yaml_is_a_valid_serve_config_that_builds_the_app():
+    # `serve run configs/serve.yaml` / `serve deploy`: Ray's own schema, and the builder it names
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from pipeline.serve.app import app_builder
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "serve.yaml").read_text())
+    schema = ServeDeploySchema.model_validate(data)
+    (app,) = schema.applications
+    assert app.import_path == "pipeline.serve.app:app_builder"
+
+    def deployments(built) -> set[str]:  # the app's graph: each deployment and those bound into it
+        names, todo = set(), [built]
+        while todo:
+            d = todo.pop()._bound_deployment
+            names.add(d.name)
+            todo += [a for a in (*d.init_args, *d.init_kwargs.values()) if hasattr(a, "_bound_deployment")]
+        return names
+
+    assert deployments(app_builder(app.args)) == {"Ingress", "PaddleReader"}
+    assert deployments(app_builder({**app.args, "mode": "hybrid"})) == {"Ingress", "PaddleReader", "VlmReader"}
+
+
 def ocr(url: str, path: Path, raw: bool = False, **params) -> requests.Response:
     if raw:
         return requests.post(url + "/v1/ocr", params=params, data=path.read_bytes(),

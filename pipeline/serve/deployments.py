@@ -70,6 +70,10 @@ class VlmReader:
 def _gpus_in_cluster() -> bool:
     import ray
 
+    if not ray.is_initialized():  # building the app before connecting (`serve build`): this machine's view
+        from actors.paddle_ocr import gpu_visible
+
+        return gpu_visible()
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
