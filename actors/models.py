@@ -109,6 +109,41 @@ def _save_atomically(model, target: Path) -> None:
     os.replace(staging, target)
 
 
+class ArenaShrinking:
+    """An ONNX Runtime session whose CPU arena hands its unused chunks back after every run.
+
+    The arena keeps a session's peak allocation for the life of the process (~0.9 GB for detection
+    and ~0.4 GB for recognition on dense 185 DPI pages), where `enable_cpu_mem_arena: false` costs
+    1.8x the time. paddlex's runners call `session.run(names, feeds)`, so the run options ride on
+    a thin wrapper. `before`: sessions whose arenas are emptied before each run of this one (the
+    recogniser, run dozens of times per page, is emptied once per page, when detection starts).
+    """
+
+    def __init__(self, session, before: tuple = ()):
+        import onnxruntime as ort
+
+        self.session, self.before = session, before
+        self.run_options = ort.RunOptions()
+        self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def run(self, output_names, input_feed, run_options=None):
+        for other in self.before:
+            other.release()
+        return self.session.run(output_names, input_feed, run_options or self.run_options)
+
+    def release(self) -> None:
+        """A tiny run of this session's model with shrinkage on: its arena gives back what is free."""
+        import numpy as np
+
+        inp = self.session.get_inputs()[0]
+        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+        shape[-1] = max(shape[-1], 32)
+        self.session.run(None, {inp.name: np.zeros(shape, np.float32)}, self.run_options)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
 def onnx_session(path, engine_config: dict):
     """An ONNX Runtime session built from the same settings as paddlex's runner."""
     import onnxruntime as ort

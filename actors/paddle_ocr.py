@@ -8,14 +8,18 @@ and, later, Ray Serve deployments wrap.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
+import sys
 import time
+import types
 
 import numpy as np
 import pandas as pd
 
-from actors.models import bundled_model_dir
+from actors.models import ArenaShrinking, bundled_model_dir
+from actors.paddle_batched import pipeline_parts
 from actors.vlm import needs_vlm
 from pipeline.config import PaddleConfig, RunConfig
 from pipeline.pixels import page_pixels
@@ -89,11 +93,38 @@ def onnx_engine_config(cfg: PaddleConfig, device: str, threads: int | None, shar
     return config
 
 
+def modelscope_without_torch() -> None:
+    """Keep torch out of a process that only runs PaddleOCR.
+
+    paddlex imports modelscope (for downloads), whose logger imports `modelscope.utils.torch_utils`
+    (and with it torch, ~230 MB and ~1.6 s) only to ask whether torch.distributed is running. In a
+    process that has not imported torch, the answer is no: a stand-in module gives it, and loads
+    the real one if anything asks it for more.
+    """
+    name = "modelscope.utils.torch_utils"
+    if "torch" in sys.modules or name in sys.modules:
+        return
+    stub = types.ModuleType(name)
+    stub.is_dist = lambda: False
+    stub.is_master = lambda group=None: True
+
+    def real(attr: str):
+        if attr.startswith("__"):  # the import system's own probes (__path__, __spec__, ...)
+            raise AttributeError(attr)
+        sys.modules.pop(name, None)
+        return getattr(importlib.import_module(name), attr)
+
+    stub.__getattr__ = real
+    sys.modules[name] = stub
+
+
 def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = None, stock: bool = False):
     """paddleocr's OCR pipeline with detection + recognition only (no document unwarping).
 
     `stock`: paddleocr's defaults for everything but the models (the out-of-the-box baseline).
     """
+    if not stock:
+        modelscope_without_torch()
     from paddleocr import PaddleOCR
 
     logging.getLogger("paddlex").setLevel(logging.WARNING)  # no "Creating model" line per actor
@@ -115,7 +146,7 @@ def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = Non
         kwargs = {"engine": "onnxruntime", "engine_config": onnx_engine_config(cfg, device, threads)}
     elif threads:
         kwargs["cpu_threads"] = threads
-    return PaddleOCR(
+    ocr = PaddleOCR(
         text_det_limit_side_len=cfg.det_limit_side_len,
         text_det_limit_type=cfg.det_limit_type,
         text_recognition_batch_size=cfg.rec_batch_size,
@@ -123,6 +154,12 @@ def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = Non
         **models,
         **kwargs,
     )
+    if cfg.engine == "onnxruntime" and device == "cpu" and cfg.cpu_mem_arena and cfg.cpu_arena_shrink:
+        _, det, rec = pipeline_parts(ocr)
+        if hasattr(getattr(det.runner, "session", None), "run") and hasattr(getattr(rec.runner, "session", None), "run"):
+            rec_arena = ArenaShrinking(rec.runner.session)  # runs as before; emptied when a page's detection starts
+            det.runner.session = ArenaShrinking(det.runner.session, before=(rec_arena,))
+    return ocr
 
 
 def _lines(result) -> list[OcrLine]:

@@ -158,6 +158,10 @@ class VlmEngine:
         """Call `callback(time, phases)` once the engine is up (phases: seconds per start phase)."""
         self._backend.add_done_callback(lambda f: f.exception() is None and callback(self.ready_at, self.phases))
 
+    def start_error(self) -> BaseException | None:
+        """Why the engine failed to start; None while it starts or once it is up."""
+        return self._backend.exception() if self._backend.done() else None
+
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until the engine is up (raises what stopped it from starting)."""
         self._backend.result(timeout)

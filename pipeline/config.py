@@ -96,7 +96,12 @@ class PaddleConfig(_Strict):
     cpu_mem_arena: bool = Field(
         True,
         description="ONNX Runtime's CPU memory arena: ~1.8x faster on CPU, but each actor keeps its peak allocation "
-        "(~2.5 GB on 300 DPI scans); turn off where memory is tighter than time.",
+        "(~2.5 GB on 300 DPI scans) unless `cpu_arena_shrink`; turn off where memory is tighter than time.",
+    )
+    cpu_arena_shrink: bool = Field(
+        True,
+        description="CPU, ONNX Runtime: hand the arena's unused chunks back after every model run, so an actor "
+        "holds its working set rather than its peak (README 'Speed': memory on 2 cores).",
     )
     rec_score_thresh: float = Field(0.0, ge=0, le=1, description="Drop recognised lines below this score.")
     reader: Literal["auto", "pipeline", "batched"] = Field(

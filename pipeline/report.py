@@ -17,7 +17,8 @@ from pipeline.output import OutputDir
 class ResourceSampler:
     """CPU%, peak memory and peak GPU memory of a run, sampled from the driver's progress loop (~every 2 s).
 
-    `peak_memory_mib` is the largest sum, at one sample, of the resident memory (RSS) of
+    `peak_memory_mib` is the largest sum, at one sample, of the memory held (PSS on Linux: shared
+    pages split between the processes that map them; RSS elsewhere: `cluster_memory.resident`) by
     - the driver's process tree: for an embedded local Ray (`hybridocr run` with no cluster) that
       tree holds Ray's own processes (GCS, raylet, dashboard agents) and every worker; and
     - the Ray worker processes whose current job is this run's, with their children, on every node
@@ -27,8 +28,9 @@ class ResourceSampler:
     The cluster part is refreshed at most every `cluster_interval_s` seconds and the latest figure
     is added to the driver's at every sample. `peak_driver_memory_mib` is the driver's tree alone,
     `peak_memory_by_node_mib` each node's own peak ("IP node-id-prefix": MiB; the driver counts on
-    its node). Shared pages (the object store's memory mapped into workers) count in each process
-    that maps them, as with any RSS sum. `cpu_percent` is still the driver's tree only: the
+    its node). A shared page (the object store mapped into workers, shared libraries) counts once,
+    split between its processes; under `ray job submit` the shares of Ray's own processes are left
+    out with them. `cpu_percent` is still the driver's tree only: the
     workers' CPU time is lost when Ray ends an idle worker.
     """
 
@@ -63,13 +65,10 @@ class ResourceSampler:
         return total
 
     def sample(self, force_cluster: bool = False) -> None:
+        from pipeline.cluster_memory import rss_of
+
         tree = self._tree()
-        driver = 0
-        for p in tree:
-            try:
-                driver += p.memory_info().rss
-            except psutil.Error:
-                pass
+        driver, _ = rss_of([self.proc.pid])
         by_node = dict(self.cluster.sample(exclude_pids={p.pid for p in tree}, force=force_cluster))
         local = self.cluster.local_node or "driver"
         by_node[local] = by_node.get(local, 0) + driver

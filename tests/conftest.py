@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import socket
 import struct
 import zlib
 from pathlib import Path
@@ -153,3 +154,15 @@ def text_images(directory: Path, n: int) -> list[Path]:
         paths.append(directory / f"page_{i:02d}.png")
         im.save(paths[-1])
     return paths
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports

@@ -7,8 +7,8 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import shutil
-import socket
 import time
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pipeline.config import RunConfig
 from pipeline.job import run_job
 from pipeline.report import read_pages
-from tests.conftest import make_bad_inputs, text_images, tiny_vlm_config
+from tests.conftest import free_ports, make_bad_inputs, text_images, tiny_vlm_config
 
 ARTIFACTS = Path(os.environ.get("HYBRIDOCR_ARTIFACTS", Path(__file__).resolve().parents[1] / ".test-artifacts"))
 
@@ -58,19 +58,13 @@ def batch(ray_local, inputs, tmp_path_factory):
     return out, {(Path(r["source"]).name, r["page_index"]): r for r in rows}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(ray_local, batch, tiny_vlm_dir):
     from ray import serve
 
     from pipeline.serve.app import build_app
 
-    port = _free_port()
+    (port,) = free_ports(1)
     cfg = RunConfig.model_validate({
         "mode": "paddle",
         "vlm": tiny_vlm_config(tiny_vlm_dir, escalate_below=1.0),  # every PaddleOCR page escalates in hybrid mode
@@ -232,6 +226,30 @@ def test_info_health_docs_and_browse(server, batch, inputs):
     pdf_doc = next(d for d in docs if d["source"].endswith(".pdf"))
     pages = requests.get(server + "/v1/browse/pages", params={"doc_id": pdf_doc["doc_id"]}, timeout=60).json()["pages"]
     assert [p["page_index"] for p in pages] == [0, 1] and all(p["image"].startswith("data:image/jpeg") for p in pages)
+
+
+def test_a_deadline_gives_504_and_the_counts_reach_prometheus(server, inputs):
+    import ray
+
+    r = ocr(server, inputs["pdf"], timeout_s="0.001")
+    assert r.status_code == 504 and "timeout_s = 0.001 s" in r.json()["error"] and "stream=true" in r.json()["error"]
+    r = ocr(server, inputs["pdf"], timeout_s="100000")  # no more than the server's own limit
+    assert r.status_code == 400 and "serve.request_timeout_s" in r.json()["error"]
+    last = json.loads(ocr(server, inputs["pdf"], stream="true", timeout_s="0.001").text.strip().splitlines()[-1])
+    assert last["status"] == 504 and "pages=" in last["error"]  # a stream ends with a line that says so
+    assert ocr(server, inputs["png"]).status_code == 200  # still serving
+
+    # the Ingress's counters, as Ray's metrics agent exports them for Prometheus on this node
+    port = ray._private.worker.global_worker.node.metrics_export_port
+    wanted = ("hybridocr_pages_served", "hybridocr_request_seconds_bucket", "hybridocr_pages_in_flight")
+    deadline, text = time.time() + 90, ""
+    while time.time() < deadline and not all(w in text for w in wanted):
+        time.sleep(3)
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert all(w in text for w in wanted), [w for w in wanted if w not in text]
+    served = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()  # ray_hybridocr_pages_served[_total]{...} N
+              if re.match(r"\w*hybridocr_pages_served(_total)?\{", line) and 'engine="paddleocr"' in line]
+    assert sum(served) >= 1, served  # at least the page this test had PaddleOCR answer
 
 
 def test_review_page_draws_every_line_box(server, inputs):

@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,24 +40,14 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import free_ports
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's bin: ray, hybridocr
 RAY = str(BIN / "ray")
 PAGE = REPO / "samples" / "table.jpg"
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _base_env(home: Path) -> dict:
@@ -69,7 +58,7 @@ def _base_env(home: Path) -> dict:
 
 
 def _node_ports() -> list[str]:
-    p = _free_ports(6)
+    p = free_ports(6)
     return ["--node-manager-port", str(p[0]), "--object-manager-port", str(p[1]),
             "--dashboard-agent-listen-port", str(p[2]), "--dashboard-agent-grpc-port", str(p[3]),
             "--metrics-export-port", str(p[4]), "--runtime-env-agent-port", str(p[5]),
@@ -179,7 +168,7 @@ def head():
     assert gen.returncode == 0, gen.stderr
     token = gen.stdout.strip()
     assert token and (head_home / ".ray" / "auth_token").read_text().strip() == token
-    gcs, dashboard, client = _free_ports(3)
+    gcs, dashboard, client = free_ports(3)
     nodes = []
     try:
         node = start_node(["--head", "--port", str(gcs), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),

@@ -133,10 +133,18 @@ class Ingress:
 
     @api.post("/v1/ocr")
     async def ocr(self, request: Request, mode: str | None = None, pages: str | None = None, dpi: int | None = None,
-                  text_layer: str | None = None, stream: bool = False, image: bool = False):
-        """OCR one uploaded PDF or image; one JSON object per page (the Parquet row's fields), or JSON lines with stream=true."""
+                  text_layer: str | None = None, stream: bool = False, image: bool = False, timeout_s: float | None = None):
+        """OCR one uploaded PDF or image; one JSON object per page (the Parquet row's fields), or JSON lines with stream=true.
+
+        `timeout_s`: this request's own deadline, at most the server's `serve.request_timeout_s`."""
         started = time.perf_counter()
         cfg, mode = self._request_config(mode, dpi, text_layer)
+        limit = cfg.serve.request_timeout_s
+        if timeout_s is not None:
+            if not 0 < timeout_s <= limit:
+                raise UploadError(400, f"timeout_s={timeout_s:g}: use more than 0 and at most this server's "
+                                       f"serve.request_timeout_s = {limit:g} s")
+            limit = timeout_s
         data, name = await self._body(request)
         upload = Upload(data, name)
         try:
@@ -158,10 +166,13 @@ class Ingress:
             async def lines():
                 results = []
                 try:
-                    for next_done in asyncio.as_completed(tasks, timeout=cfg.serve.request_timeout_s):
+                    for next_done in asyncio.as_completed(tasks, timeout=limit):
                         row = answer_rows([await next_done], image)[0]
                         results.append(row)
                         yield json.dumps(row, ensure_ascii=False) + "\n"
+                except asyncio.TimeoutError:  # the pages so far are sent; the last line says what happened
+                    yield json.dumps({"error": f"timeout: {len(results)} of {len(tasks)} pages answered within {limit:g} s; "
+                                               "ask for the rest with pages=, or allow more time", "status": 504}) + "\n"
                 finally:
                     for t in tasks:
                         t.cancel()
@@ -169,11 +180,12 @@ class Ingress:
 
             return StreamingResponse(lines(), media_type="application/x-ndjson")
         try:
-            results = await asyncio.wait_for(asyncio.gather(*tasks), cfg.serve.request_timeout_s)
+            results = await asyncio.wait_for(asyncio.gather(*tasks), limit)
         except asyncio.TimeoutError:
             done_with([])
-            raise UploadError(504, f"not answered within serve.request_timeout_s = {cfg.serve.request_timeout_s:g} s: "
-                                   "ask for fewer pages (pages=1-3), or use stream=true to get pages as they finish") from None
+            what = f"timeout_s = {limit:g} s" if timeout_s is not None else f"serve.request_timeout_s = {limit:g} s"
+            raise UploadError(504, f"not answered within {what}: ask for fewer pages (pages=1-3), allow more time, "
+                                   "or use stream=true to get pages as they finish") from None
         answer = answer_rows(results, image)
         done_with(answer)
         return {"source": doc["source"], "doc_id": doc["doc_id"], "page_count": doc["page_count"], "mode": mode,

@@ -58,9 +58,9 @@ class VlmReader:
         return _rows(await self.predictor.acall(pd.DataFrame([row])))[0]
 
     def check_health(self) -> None:
-        backend = self.predictor.engine._backend
-        if backend.done() and backend.exception() is not None:  # a failed start: Serve restarts the replica
-            raise RuntimeError(f"the VLM engine failed to start: {backend.exception()}")
+        error = self.predictor.engine.start_error()
+        if error is not None:  # a failed start: Serve restarts the replica
+            raise RuntimeError(f"the VLM engine failed to start: {error}")
 
     def info(self) -> dict:
         engine = self.predictor.engine
