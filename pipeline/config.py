@@ -100,8 +100,9 @@ class PaddleConfig(_Strict):
     )
     cpu_arena_shrink: bool = Field(
         True,
-        description="CPU, ONNX Runtime: hand the arena's unused chunks back after every model run, so an actor "
-        "holds its working set rather than its peak (README 'Speed': memory on 2 cores).",
+        description="CPU, ONNX Runtime: the arenas hand their free chunks back once per page (detection's after "
+        "each run, recognition's when the next page's detection starts), so an actor holds its working set "
+        "rather than its peak, at the same speed (README 'Speed': memory on 2 cores).",
     )
     rec_score_thresh: float = Field(0.0, ge=0, le=1, description="Drop recognised lines below this score.")
     reader: Literal["auto", "pipeline", "batched"] = Field(

@@ -98,16 +98,21 @@ def _list_uri(spec: str) -> list[str]:
 
 
 def local_path(source: str) -> str:
-    """A local file path for `source`: itself when local, else a cached download (per node)."""
+    """A local file path for `source`: itself when local, else a cached download (per node).
+
+    The cache is keyed by the URI with the object's size and modification time, so an object
+    rewritten under the same key (a damaged upload replaced) is downloaded again."""
     if not _is_uri(source):
         return source
     if source.startswith("file://"):
         return source[len("file://"):]
     cache = Path(os.environ.get("HYBRIDOCR_CACHE", Path(tempfile.gettempdir()) / "hybridocr-cache"))
     cache.mkdir(parents=True, exist_ok=True)
-    target = cache / (hashlib.sha256(source.encode()).hexdigest()[:32] + Path(source).suffix.lower())
+    fs, path = pafs.FileSystem.from_uri(source)
+    info = fs.get_file_info(path)
+    version = f"{source}\n{info.size}\n{info.mtime_ns}"
+    target = cache / (hashlib.sha256(version.encode()).hexdigest()[:32] + Path(source).suffix.lower())
     if not target.exists():
-        fs, path = pafs.FileSystem.from_uri(source)
         partial = target.with_suffix(target.suffix + f".{os.getpid()}.part")
         with fs.open_input_stream(path) as src, open(partial, "wb") as dst:
             while chunk := src.read(_CHUNK):

@@ -166,3 +166,14 @@ def free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
+
+
+# tests/test_object_store.py reads and writes through an S3-compatible server on loopback (moto's,
+# started there). Ray's workers take their environment when the local Ray starts, so the endpoint
+# and throw-away credentials are set here, before any test starts it: the same variables a user
+# sets for MinIO or another S3-compatible store (pyarrow.fs reads AWS_ENDPOINT_URL).
+S3_PORT = free_ports(1)[0]
+os.environ.update({
+    "AWS_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}", "AWS_ACCESS_KEY_ID": "hybridocr-test",
+    "AWS_SECRET_ACCESS_KEY": "hybridocr-test", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+})

