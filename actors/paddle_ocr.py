@@ -25,7 +25,7 @@ from pipeline.config import PaddleConfig, RunConfig
 from pipeline.pixels import page_pixels
 from pipeline.reading_order import detect_direction, read_page
 from pipeline.schema import lines_to_json
-from pipeline.types import OcrLine
+from pipeline.types import OcrLine, this_node
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")  # no network probe at start-up
@@ -223,6 +223,7 @@ class PaddleOcrPredictor:
         self.keep_pixels_below = keep_pixels_below
         self.device = resolve_device(self.cfg.paddle)
         self.model = model_label(self.cfg.paddle, self.device)
+        self.node = this_node()
         self.ocr = load_paddleocr(self.cfg.paddle, self.device, cpu_threads)
         self.read = make_reader(self.ocr, self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads)
 
@@ -256,3 +257,4 @@ class PaddleOcrPredictor:
             batch.at[i, "paddle_confidence"] = conf
             batch.at[i, "engine"] = "paddleocr"
             batch.at[i, "model"] = self.model
+            batch.at[i, "node"] = self.node

@@ -17,6 +17,7 @@ from actors.vlm import model_label, needs_vlm
 from actors.vlm_engine import VlmEngine
 from pipeline.config import VlmConfig
 from pipeline.pixels import page_pixels
+from pipeline.types import this_node
 
 VLM_COLUMNS = ("vlm_confidence", "vlm_finish_reason", "vlm_prompt_tokens", "vlm_output_tokens", "vlm_attempts", "vlm_problem")
 
@@ -89,3 +90,4 @@ class VlmPredictor:
         batch.at[i, "confidence"] = res.confidence
         batch.at[i, "engine"] = "vlm"
         batch.at[i, "model"] = self.model
+        batch.at[i, "node"] = this_node()

@@ -16,6 +16,7 @@ from pipeline.pixels import sized_for_vlm
 from pipeline.render import open_pdf_page, render_image_page, render_pdf_page
 from pipeline.schema import lines_to_json
 from pipeline.textlayer import read_text_layer
+from pipeline.types import this_node
 
 _DEFAULTS = {
     "page_id": "", "route": None, "route_features": None, "engine": "", "model": None, "text": None,
@@ -27,6 +28,7 @@ _DEFAULTS = {
 def prepare_page(row: dict, config: RunConfig) -> dict:
     out = {**_DEFAULTS, **row}
     out["page_id"] = f"{row['doc_id']}:{row['page_index']}"
+    out["node"] = this_node()  # the engine that reads the page sets its own
     if out["error"] is not None:
         out["engine"] = "none"
         return out

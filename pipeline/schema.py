@@ -9,7 +9,7 @@ import json
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "3"  # 2: VLM columns (engine "vlm", hybrid confidences); 3: sources, warnings
+SCHEMA_VERSION = "4"  # 2: VLM columns (engine "vlm", hybrid confidences); 3: sources, warnings; 4: node
 PIPELINE_VERSION = "0.1.0"
 
 LINE = pa.struct(
@@ -50,6 +50,7 @@ OUTPUT_SCHEMA = pa.schema(
         ("seconds_render", pa.float32()),
         ("seconds_classify", pa.float32()),
         ("seconds_ocr", pa.float32()),
+        ("node", pa.string()),  # the Ray node that read the page: "<ip> <node id[:8]>" (the report's key); null outside Ray
         ("warnings", pa.list_(pa.string())),  # "<kind>: <what and what to do>", e.g. pdf_repaired; empty when none
         ("error", pa.string()),  # null when ok; "<stage>: <what happened and what to do>" otherwise
         ("pipeline_version", pa.string()),

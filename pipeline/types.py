@@ -38,3 +38,15 @@ class Classification:
 
     route: str
     features: dict[str, float] = field(default_factory=dict)
+
+
+def this_node() -> str | None:
+    """The Ray node this process runs on, as "<ip> <node id[:8]>" (the report's per-node key); None outside Ray."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        return f"{ray.util.get_node_ip_address()} {ray.get_runtime_context().get_node_id()[:8]}"
+    except Exception:  # no runtime context (a plain process, a test calling a stage)
+        return None

@@ -331,3 +331,64 @@ def test_report_memory_counts_workers_on_another_node(head, tmp_path):
     assert summary["far"] != summary["driver_node"] and by_node[summary["far"]] >= 400, summary
     assert summary["peak_memory_mib"] >= summary["peak_driver_memory_mib"] + 400, summary
     assert "memory_note" not in summary, summary
+
+
+def test_a_job_reads_on_two_nodes_and_loses_no_page_when_one_dies(head, tmp_path):
+    """A worker node joins; `ray job submit` over many pages reads on it and on the head (each row
+    names its node); the worker node is killed mid-run. Whatever the job then does (Ray moves the
+    actor and retries the tasks), the output ends with every page exactly once, after at most the
+    rerun a user would make."""
+    from tests.conftest import text_images
+
+    root = head["root"]
+    worker_env = {**head["head_env"], "HOME": str(root / "laptop-home"), "RAY_AUTH_MODE": "token",
+                  "RAY_AUTH_TOKEN": head["token"]}
+    worker = start_node(["--address", f"127.0.0.1:{head['gcs']}", *_node_ports(), "--num-cpus", "4",
+                         "--disable-usage-stats"], worker_env, root, "ocr2")
+    head["nodes"].append(worker)
+    work = _checkout_copy(tmp_path / "checkout")
+    n = 60
+    text_images(work / "pages", n)
+    out = tmp_path / "out"
+    # two actors of 2 CPUs: the head (2 CPUs) holds one, so the other goes to the worker node
+    entry = ["hybridocr", "run", "pages", "--out", str(out), "--set", "paddle.actors=2", "--set", "paddle.num_cpus=2",
+             "--set", "rows_per_file=2"]
+    env = {**head["laptop_env"], "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": head["token"]}
+
+    def rows() -> list[dict]:
+        try:
+            return pq.read_table(out / "pages", columns=["page_id", "node", "error"]).to_pylist()
+        except (OSError, ValueError):  # no file yet, or one being written
+            return []
+
+    job_log = tmp_path / "job.log"
+    t = time.time()
+    job = subprocess.Popen([RAY, "job", "submit", "--address", head["url"], "--working-dir", ".", "--", *entry],
+                           cwd=work, env=env, stdout=job_log.open("w"), stderr=subprocess.STDOUT)
+    killed_at = None
+    try:
+        deadline = time.time() + 400
+        while time.time() < deadline and job.poll() is None:
+            seen = rows()
+            if len({r["node"] for r in seen}) >= 2 and len(seen) <= n - 16:  # both nodes reading, work left
+                before = seen
+                worker.stop()  # the node's raylet and every worker on it, at once
+                killed_at = time.time() - t
+                break
+            time.sleep(1)
+        job.wait(timeout=500)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    logs = job_log.read_text()
+    assert killed_at is not None, f"the job never had rows from two nodes on disk with pages left:\n{logs[-3000:]}"
+    nodes = {r["node"] for r in before}
+    print(f"killed the worker node {killed_at:.1f} s in, with {len(before)} rows on disk from {sorted(nodes)}; "
+          f"job rc {job.returncode} after {time.time() - t:.1f} s")
+    if job.returncode != 0:  # what a user does after a failed job: run it again; finished pages are skipped
+        again = _submit(env, work, head["url"], entry, timeout=420)
+        assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    final = pq.read_table(out / "pages", columns=["page_id", "node", "error"]).to_pylist()
+    assert len(final) == n and len({r["page_id"] for r in final}) == n, (len(final), logs[-3000:])
+    assert all(r["error"] is None for r in final), [r for r in final if r["error"]][:3]
+    assert len({r["node"] for r in final}) >= 2  # rows read on the dead node stay, once each
