@@ -167,6 +167,12 @@ def vlm_pool(cfg: VlmConfig):
                                       max_concurrent_calls_per_actor=calls, enable_true_multi_threading=True)
 
 
+def gpu_bundle(cfg: VlmConfig) -> dict:
+    """One tensor-parallel GPU's placement-group bundle; with `accelerator_type`, the node resource
+    Ray gives nodes of that type (`accelerator_type:H100`), asked as Ray's own option asks it."""
+    return {"GPU": 1, **({f"accelerator_type:{cfg.accelerator_type}": 0.001} if cfg.accelerator_type else {})}
+
+
 def ray_remote_args(cfg: VlmConfig) -> dict:
     """`map_batches` arguments for the VLM actor pool on GPUs: `replicas` engines of `tensor_parallel_size` whole GPUs.
 
@@ -178,13 +184,15 @@ def ray_remote_args(cfg: VlmConfig) -> dict:
 
     pool = vlm_pool(cfg)
     if cfg.tensor_parallel_size == 1:
-        return {"compute": pool, "num_gpus": cfg.num_gpus}
+        typed = {"accelerator_type": cfg.accelerator_type} if cfg.accelerator_type else {}
+        return {"compute": pool, "num_gpus": cfg.num_gpus, **typed}
     tp = cfg.tensor_parallel_size
+    bundle = gpu_bundle(cfg)
 
     def remote_args() -> dict:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        pg = ray.util.placement_group([{"GPU": 1, "CPU": 1}] * tp, strategy="STRICT_PACK")
+        pg = ray.util.placement_group([{**bundle, "CPU": 1}] * tp, strategy="STRICT_PACK")
         return {"scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_capture_child_tasks=True)}
 
     return {"compute": pool, "num_gpus": 0, "ray_remote_args_fn": remote_args}

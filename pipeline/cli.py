@@ -149,7 +149,8 @@ def cmd_eval(args) -> int:
     return eval_main(args, on_progress=_progress_printer())
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand's arguments (a manifest's entrypoint is checked against the same parser)."""
     parser = argparse.ArgumentParser(prog="hybridocr", description="Batch OCR for PDF and scan corpora on Ray.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -209,8 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.evaluate import add_parser as add_eval_parser
 
     add_eval_parser(sub, cmd_eval)  # hybridocr eval DATA... --mode ... --out DIR
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)
 

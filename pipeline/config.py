@@ -87,6 +87,10 @@ class PaddleConfig(_Strict):
     num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per actor.")
     cpu_threads: Optional[int] = Field(None, ge=1, description="Inference threads per actor; None: derived from num_cpus.")
     actors: Optional[int] = Field(None, ge=1, description="Actor pool size; None: as many as the cluster's resources allow.")
+    accelerator_type: Optional[str] = Field(
+        None, description="GPU actors only on nodes of this Ray accelerator type (L4, A10G, H100...: Ray's `accelerator_type` "
+        "option); a cluster with a GPU group per engine keeps PaddleOCR off the VLM's cards. None: any GPU.",
+    )
     batch_size: int = Field(4, ge=1, le=256, description="Pages per inference call.")
     rec_batch_size: int = Field(
         6, ge=1, le=512, description="Text lines per recognition batch (6, paddlex's default, is fastest on CPUs; 64 on GPUs)."
@@ -169,6 +173,10 @@ class VlmConfig(_Strict):
         1.0, gt=0, le=1, description="GPU share per engine when tensor_parallel_size is 1 (0.5: share one GPU with PaddleOCR in hybrid mode)."
     )
     replicas: int = Field(1, ge=1, description="Engines (actors) in the pool.")
+    accelerator_type: Optional[str] = Field(
+        None, description="Engines only on nodes of this Ray accelerator type (H100, H200, A100-80G...: Ray's `accelerator_type` "
+        "option, also on tensor-parallel bundles). None: any GPU.",
+    )
     enforce_eager: bool = Field(False, description="Skip CUDA graphs / compilation (faster start, slower decode).")
     seed: int = 0
     engine_kwargs: dict[str, Any] = Field(

@@ -29,6 +29,7 @@ import time
 
 import pyarrow as pa
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.paddle_ocr import PaddleOcrPredictor
 from pipeline.config import RunConfig
@@ -117,6 +118,14 @@ def shape_output(batch: pa.Table, counter) -> pa.Table:
     return table
 
 
+def paddle_remote_args(p, plan: Plan) -> dict:
+    """GPU share of a PaddleOCR actor, on nodes of `paddle.accelerator_type` when set (the cluster's
+    L4 group, say, never the VLM's H100s); nothing on the CPU."""
+    if plan.device != "gpu":
+        return {}
+    return {"num_gpus": p.num_gpus, **({"accelerator_type": p.accelerator_type} if p.accelerator_type else {})}
+
+
 def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counter, ocr: bool = True) -> ray.data.Dataset:
     """The stages after discovery; with `ocr` False (no page needs OCR) no engine pool at all."""
     config = plan.applied(config)
@@ -124,7 +133,6 @@ def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counte
     ds = pages.map(prepare_page, fn_kwargs={"config": config}, num_cpus=plan.render_cpus)
     escalate = mode == "hybrid" and config.hybrid.escalate
     if mode in ("paddle", "hybrid"):
-        ocr_resources = {"num_gpus": p.num_gpus} if plan.device == "gpu" else {}
         ds = ds.map_batches(
             PaddleOcrPredictor,
             fn_constructor_kwargs={
@@ -139,7 +147,7 @@ def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counte
             # Ray sets OMP_NUM_THREADS to a worker's CPU reservation (often 1); the pre- and
             # post-processing (OpenCV, NumPy) should use the threads the plan gives inference.
             runtime_env={"env_vars": {**_WORKER_ENV, "OMP_NUM_THREADS": str(plan.cpu_threads)}},
-            **ocr_resources,
+            **paddle_remote_args(p, plan),
         )
     if mode in ("vlm", "hybrid"):
         from actors.vlm import ray_remote_args, vlm_pool
@@ -226,7 +234,10 @@ def run_job(inputs: list[str], out_dir: str | os.PathLike, config: RunConfig, *,
         ocr = any(d["needs_ocr"] and not d["error"] for d in docs)
         pages = ray.data.from_items(docs).flat_map(expand_pages)
         pages = pages.repartition(max(1, min(todo, math.ceil(todo / config.paddle.batch_size), 4000)))
-        counter = ProgressCounter.remote()
+        # on the driver's node: a worker node's death must not take the job's progress with it
+        # (Ray Data retries the tasks and restarts the actors it had elsewhere; this actor has no copy)
+        counter = ProgressCounter.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False)).remote()
         if not ocr:  # every page from the text layer (or an error row): no OCR actor, no engine start
             plan.actors, plan.vlm_device = 0, None
         ds = build_dataset(pages, config, plan, counter, ocr=ocr)

@@ -78,7 +78,8 @@ def gpu_visible_anywhere(gpus: float) -> bool:
 def split_gpu(config: RunConfig, actors: int, card_gb: float | None) -> tuple[dict | None, dict]:
     """Hybrid on one shared card: (the split as reported, the config keys it sets)."""
     v, p = config.vlm, config.paddle
-    shared = v.tensor_parallel_size == 1 and v.num_gpus + actors * p.num_gpus <= 1.0 + 1e-9
+    shared = (v.tensor_parallel_size == 1 and v.num_gpus + actors * p.num_gpus <= 1.0 + 1e-9
+              and p.accelerator_type == v.accelerator_type)  # typed pools on different groups share no card
     if config.mode != "hybrid" or config.hybrid.gpu_split != "auto" or not shared or not card_gb:
         return None, {}
     paddle_gb = actors * (config.hybrid.paddle_gpu_gb + CUDA_CONTEXT_GB)
@@ -96,6 +97,26 @@ def split_gpu(config: RunConfig, actors: int, card_gb: float | None) -> tuple[di
         split["vlm_kv_cache_gb"] = round(kv_gib, 1)
         overrides["vlm.engine_kwargs"] = {**v.engine_kwargs, "kv_cache_memory_bytes": int(kv_gib * 2**30)}
     return split, overrides
+
+
+def gpus_by_type() -> dict:
+    """GPUs of the alive nodes by Ray accelerator type (the `accelerator_type:X` node resource; None: untyped)."""
+    out: dict = {}
+    for node in ray.nodes():
+        if node.get("Alive"):
+            res = node.get("Resources", {})
+            kind = next((k.split(":", 1)[1] for k in res if k.startswith("accelerator_type:")), None)
+            out[kind] = out.get(kind, 0.0) + res.get("GPU", 0.0)
+    return out
+
+
+def paddle_gpu_share(p, v, gpus: float, vlm_gpus: float, by_type: dict) -> float:
+    """GPUs PaddleOCR's actors may count on: with `paddle.accelerator_type`, only that type's, less
+    the VLM's when the VLM may land there too (same type, or untyped)."""
+    if not p.accelerator_type:
+        return gpus - vlm_gpus
+    shared = v.accelerator_type in (None, p.accelerator_type)
+    return max(0.0, by_type.get(p.accelerator_type, 0.0) - (vlm_gpus if shared else 0.0))
 
 
 def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:
@@ -116,7 +137,7 @@ def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:
     plan = Plan(total_pages, todo_pages, "none", 0, None, 0.0, render_cpus, cpus - v.replicas * vlm_cpus, vlm_device, vlm_cpus)
     if config.mode == "vlm":
         return plan
-    paddle_gpus = gpus - vlm_gpus
+    paddle_gpus = paddle_gpu_share(p, v, gpus, vlm_gpus, gpus_by_type() if p.accelerator_type else {})
     use_gpu = p.device == "gpu" or (p.device == "auto" and paddle_gpus >= p.num_gpus and gpu_visible_anywhere(gpus))
     # render slots: half the node beside GPU actors, one task's worth beside CPU actors
     render_slots = max(render_cpus, cpus / 2) if use_gpu else render_cpus

@@ -177,3 +177,13 @@ os.environ.update({
     "AWS_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}", "AWS_ACCESS_KEY_ID": "hybridocr-test",
     "AWS_SECRET_ACCESS_KEY": "hybridocr-test", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
 })
+
+
+def deployments(built) -> set[str]:
+    """The app's graph: each deployment and those bound into it."""
+    names, todo = set(), [built]
+    while todo:
+        d = todo.pop()._bound_deployment
+        names.add(d.name)
+        todo += [a for a in (*d.init_args, *d.init_kwargs.values()) if hasattr(a, "_bound_deployment")]
+    return names

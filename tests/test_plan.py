@@ -83,3 +83,55 @@ def test_hybrid_split_gives_vllm_its_kv_cache_in_bytes(tmp_path):
     assert "vlm.engine_kwargs" not in split_gpu(load_config(REPO / "configs" / "gpu-hybrid.yaml"), 8, 141.0)[1]
     mine = load_config(REPO / "configs" / "gpu-hybrid.yaml", {"vlm.model": str(tmp_path), "vlm.engine_kwargs": {"kv_cache_memory_bytes": 123}})
     assert "vlm.engine_kwargs" not in split_gpu(mine, 8, 141.0)[1]
+
+
+PLACE = textwrap.dedent(
+    """
+    import json, sys, tempfile, ray
+    from ray.cluster_utils import Cluster
+    from pipeline.config import load_config
+    from pipeline.plan import plan_pool
+    from pipeline.job import paddle_remote_args
+    from actors.vlm import ray_remote_args
+
+    tmp = tempfile.mkdtemp(prefix="hybridocr-place-")
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False,
+                                                      "temp_dir": tmp})
+    # logical GPUs with the node resource Ray gives a node of that card (accelerator_type:L4 ...)
+    nodes = {c.add_node(num_cpus=4, num_gpus=2, resources={"accelerator_type:L4": 1}).node_id: "L4",
+             c.add_node(num_cpus=4, num_gpus=2, resources={"accelerator_type:H100": 1}).node_id: "H100"}
+    ray.init(address=c.address, log_to_driver=False)
+
+    @ray.remote(num_cpus=0)
+    class Where:
+        def node(self):
+            return nodes.get(ray.get_runtime_context().get_node_id(), "head")
+
+    out = {}
+    for name, overrides in (("typed", {}), ("untyped", {"paddle.accelerator_type": None, "vlm.accelerator_type": None})):
+        config = load_config("configs/cluster-hybrid.yaml", {"vlm.replicas": 1, **overrides})
+        plan = plan_pool(config, 2000, 2000)
+        out[name] = {"actors": plan.actors, "device": plan.device, "split": plan.gpu_split}
+        if name == "typed":  # where the job's own remote arguments put them
+            vlm = Where.options(**{k: v for k, v in ray_remote_args(config.vlm).items() if k != "compute"}).remote()
+            paddle = [Where.options(**paddle_remote_args(config.paddle, plan)).remote() for _ in range(plan.actors)]
+            out[name]["paddle_nodes"] = sorted({n for n in ray.get([a.node.remote() for a in paddle])})
+            out[name]["vlm_node"] = ray.get(vlm.node.remote())
+    print("PLACED" + json.dumps(out))
+    ray.shutdown()
+    c.shutdown()
+    """
+)
+
+
+def test_typed_pools_land_on_their_own_gpu_groups():
+    # configs/cluster-hybrid.yaml (the RayJob's): PaddleOCR on the L4 group, vLLM on the H100s. A
+    # real three-node Ray (head without GPUs, two GPU nodes of logical GPUs) schedules the actors.
+    done = subprocess.run([sys.executable, "-c", PLACE], cwd=REPO, capture_output=True, text=True, timeout=300)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("PLACED")), None)
+    assert line, done.stderr[-3000:]
+    typed, untyped = json.loads(line[6:]).values()
+    assert typed["device"] == "gpu" and typed["actors"] == 4  # the L4s' 2 GPUs / 0.5, none of the H100s'
+    assert typed["paddle_nodes"] == ["L4"] and typed["vlm_node"] == "H100"
+    assert typed["split"] is None  # no card shared: vLLM keeps its own memory settings
+    assert untyped["actors"] == 6  # untyped, PaddleOCR would count the H100 that vLLM does not hold

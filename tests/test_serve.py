@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pipeline.config import RunConfig
 from pipeline.job import run_job
 from pipeline.report import read_pages
-from tests.conftest import free_ports, make_bad_inputs, text_images, tiny_vlm_config
+from tests.conftest import deployments, free_ports, make_bad_inputs, text_images, tiny_vlm_config
 
 ARTIFACTS = Path(os.environ.get("HYBRIDOCR_ARTIFACTS", Path(__file__).resolve().parents[1] / ".test-artifacts"))
 
@@ -102,15 +102,6 @@ def test_serve_yaml_is_a_valid_serve_config_that_builds_the_app():
     schema = ServeDeploySchema.model_validate(data)
     (app,) = schema.applications
     assert app.import_path == "pipeline.serve.app:app_builder"
-
-    def deployments(built) -> set[str]:  # the app's graph: each deployment and those bound into it
-        names, todo = set(), [built]
-        while todo:
-            d = todo.pop()._bound_deployment
-            names.add(d.name)
-            todo += [a for a in (*d.init_args, *d.init_kwargs.values()) if hasattr(a, "_bound_deployment")]
-        return names
-
     assert deployments(app_builder(app.args)) == {"Ingress", "PaddleReader"}
     assert deployments(app_builder({**app.args, "mode": "hybrid"})) == {"Ingress", "PaddleReader", "VlmReader"}
 

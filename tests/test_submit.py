@@ -335,9 +335,8 @@ def test_report_memory_counts_workers_on_another_node(head, tmp_path):
 
 def test_a_job_reads_on_two_nodes_and_loses_no_page_when_one_dies(head, tmp_path):
     """A worker node joins; `ray job submit` over many pages reads on it and on the head (each row
-    names its node); the worker node is killed mid-run. Whatever the job then does (Ray moves the
-    actor and retries the tasks), the output ends with every page exactly once, after at most the
-    rerun a user would make."""
+    names its node); the worker node is killed mid-run. The job goes on without it and ends with
+    every page exactly once (rows the dead node wrote stay, once each)."""
     from tests.conftest import text_images
 
     root = head["root"]
@@ -385,9 +384,9 @@ def test_a_job_reads_on_two_nodes_and_loses_no_page_when_one_dies(head, tmp_path
     nodes = {r["node"] for r in before}
     print(f"killed the worker node {killed_at:.1f} s in, with {len(before)} rows on disk from {sorted(nodes)}; "
           f"job rc {job.returncode} after {time.time() - t:.1f} s")
-    if job.returncode != 0:  # what a user does after a failed job: run it again; finished pages are skipped
-        again = _submit(env, work, head["url"], entry, timeout=420)
-        assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    # the job lives on: Ray Data retries the dead node's tasks and restarts its actor on the head;
+    # the job's own actor (the progress counter) sits on the driver's node
+    assert job.returncode == 0, logs[-4000:]
     final = pq.read_table(out / "pages", columns=["page_id", "node", "error"]).to_pylist()
     assert len(final) == n and len({r["page_id"] for r in final}) == n, (len(final), logs[-3000:])
     assert all(r["error"] is None for r in final), [r for r in final if r["error"]][:3]

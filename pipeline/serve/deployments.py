@@ -15,7 +15,7 @@ import pandas as pd
 from ray import serve
 
 from actors.paddle_ocr import PaddleOcrPredictor, resolve_device
-from actors.vlm import max_in_flight
+from actors.vlm import gpu_bundle, max_in_flight
 from pipeline.config import RunConfig
 
 
@@ -86,6 +86,7 @@ def paddle_options(cfg: RunConfig) -> dict:
                                "target_ongoing_requests": a.target_ongoing_requests},
         "max_ongoing_requests": 4 * cfg.serve.paddle_batch_size,
         "ray_actor_options": {"num_cpus": 1, "num_gpus": cfg.paddle.num_gpus if gpu else 0,
+                              **({"accelerator_type": cfg.paddle.accelerator_type} if gpu and cfg.paddle.accelerator_type else {}),
                               "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(cfg.paddle.cpu_threads or os.cpu_count() or 1)}}},
     }
 
@@ -105,8 +106,9 @@ def vlm_options(cfg: RunConfig) -> dict:
         opts["ray_actor_options"] = {"num_cpus": 1, "num_gpus": 0}
     elif v.tensor_parallel_size > 1:
         opts["ray_actor_options"] = {"num_cpus": 1, "num_gpus": 0}
-        opts["placement_group_bundles"] = [{"CPU": 1}] + [{"GPU": 1}] * v.tensor_parallel_size
+        opts["placement_group_bundles"] = [{"CPU": 1}] + [gpu_bundle(v)] * v.tensor_parallel_size
         opts["placement_group_strategy"] = "STRICT_PACK"
     else:
-        opts["ray_actor_options"] = {"num_cpus": 1, "num_gpus": v.num_gpus}
+        opts["ray_actor_options"] = {"num_cpus": 1, "num_gpus": v.num_gpus,
+                                     **({"accelerator_type": v.accelerator_type} if v.accelerator_type else {})}
     return opts
