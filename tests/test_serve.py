@@ -272,3 +272,17 @@ def test_review_page_draws_every_line_box(server, inputs):
         assert shot.stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+def test_bench_load_levels_send_what_they_say(server, inputs):
+    """`bench --serve-levels 2,1:1`: the load generator's counts, against the running app."""
+    from pipeline.serve.load import parse_levels, send_load
+
+    assert parse_levels("32,8:64,1:12") == [(32, None), (8, 64), (1, 12)]
+    with pytest.raises(SystemExit, match="C:N"):
+        parse_levels("8:x")
+    files = [str(inputs["png"]), str(inputs["pdf"])]
+    (c, n), (c1, n1) = parse_levels("2,1:1")
+    both, first = send_load(server, files[:n], c), send_load(server, files[:n1], c1)
+    assert (both["requests"], both["pages"], both["failed"]) == (2, 3, 0)  # a PNG and a two-page PDF
+    assert (first["requests"], first["pages"], first["failed"]) == (1, 1, 0)

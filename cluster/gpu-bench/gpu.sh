@@ -4,7 +4,9 @@
 #   bash cluster/gpu-bench/gpu.sh install pages:2000 paddle
 #   bash cluster/gpu-bench/gpu.sh hybrid
 #   bash cluster/gpu-bench/gpu.sh vlm vlmraw
-# Steps: install | pages:N | paddle | hybrid | vlm | vlmraw | fp8 | check
+#   bash cluster/gpu-bench/gpu.sh servepaddle        (bench --serve: the batch job, then the Serve app at 1, 8, 32)
+#   bash cluster/gpu-bench/gpu.sh servevlm           (the same for the VLM, random weights; --serve-levels below)
+# Steps: install | pages:N | paddle | hybrid | vlm | vlmraw | fp8 | servepaddle | servevlm | check
 # Each bench step writes $OUT/NAME.log (the bench's whole output, live) and $OUT/NAME.tgz
 # (json, nvidia-smi trace, report.md/json, per-row CSV, grep of the driver and Ray logs).
 # CALL_LIMIT (default 590 s): no bench is given more than what is left of it (less 35 s to pack up).
@@ -100,7 +102,7 @@ bench() {
   tar -czf "$OUT/$name.tgz" -C /root/stage "$name"
   if [ "$(stat -c %s "$OUT/$name.tgz")" -gt 15000000 ]; then rm "$st/raylogs.tgz"; tar -czf "$OUT/$name.tgz" -C /root/stage "$name"; fi
   cat "$st/counts.txt"
-  grep -E "pages/min|mixture|escalated|ratio|writer|hybrid:|only:|baseline|without engine" "$OUT/$name.log" | tail -12 | cut -c1-1500
+  grep -E "pages/min|mixture|escalated|ratio|writer|hybrid:|only:|baseline|without engine|serve at" "$OUT/$name.log" | tail -12 | cut -c1-1500
   ls -la "$OUT"
   return 0
 }
@@ -117,6 +119,14 @@ for step in "$@"; do
               --set vlm.max_tokens_spread=0.5 ;;
     fp8) bench fp8 400 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages 400 --skip-baseline \
            --set vlm.engine_kwargs.quantization=fp8 ;;
+    # Serve replicas = the batch pool's 8 actors (gpu.yaml: num_gpus 0.125, paddle.actors unset), batches of 8 pages as there
+    servepaddle) bench servepaddle 555 --serve --mode paddle --config configs/gpu.yaml --pages ${SERVE_PAGES:-300} \
+                   --set serve.paddle.min_replicas=8 --set serve.paddle.max_replicas=8 --set serve.paddle_batch_size=8 ;;
+    # vlm mode: PaddleReader at 0 replicas (the app binds it in every mode; at its 0.25 GPU the 1-GPU VLM replica
+    # could not be placed), one VLM replica on the whole card; concurrency 32 first, 8 and 1 on fewer files
+    servevlm) bench servevlm 555 --serve-levels ${SERVE_LEVELS:-32,8:64,1:12} --serve --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
+                --pages ${SERVE_VLM_PAGES:-128} --set serve.paddle.min_replicas=0 --set serve.vlm.min_replicas=1 \
+                --set serve.vlm.max_replicas=1 ;;
     *) say "unknown step $step"; exit 2 ;;
   esac
 done

@@ -2,8 +2,9 @@
 
 On the same pages and machine: the batch job first (its pool rate and each page's bare time:
 render + classify + OCR seconds in the actor), then the app on a free loopback port (or the one at
-`--serve-url`), then, at each concurrency (1, 8, 32 by default), every page sent once as its own
-request: p50/p95 latency and pages/min. The load stops by itself when every request has answered.
+`--serve-url`), then, at each concurrency (1, 8, 32 by default), every file sent once as its own
+request (or the first N files, `--serve-levels 32,8:64,1:12`): p50/p95 latency and pages/min. The
+load stops by itself when every request has answered.
 """
 
 from __future__ import annotations
@@ -47,7 +48,22 @@ def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600
             "pages_per_min": round(60 * pages / wall, 2), "seconds": round(wall, 2)}
 
 
-def bench_serve(files: list[str], config, url: str | None, levels: tuple[int, ...] = (1, 8, 32)) -> dict:
+def parse_levels(text: str) -> list[tuple[int, int | None]]:
+    """`"32,8:64,1:12"` -> [(32, None), (8, 64), (1, 12)]: concurrency, at most this many files (None: all)."""
+    levels = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        c, _, n = item.partition(":")
+        try:
+            level = (int(c), int(n) if n else None)
+        except ValueError:
+            raise SystemExit(f"--serve-levels: {item!r} is not C or C:N (integers), e.g. 1,8,32 or 32,8:64,1:12") from None
+        if level[0] < 1 or (level[1] is not None and level[1] < 1):
+            raise SystemExit(f"--serve-levels: {item!r}: concurrency and file count must be at least 1")
+        levels.append(level)
+    return levels or [(1, None), (8, None), (32, None)]
+
+
+def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8, None), (32, None))) -> dict:
     from ray import serve
 
     from pipeline.bench import ray_job
@@ -68,8 +84,8 @@ def bench_serve(files: list[str], config, url: str | None, levels: tuple[int, ..
     try:
         send_load(url, files[: min(4, len(files))], 2)  # warm-up: engines loaded, first shapes seen
         results = []
-        for c in levels:
-            r = send_load(url, files, c)
+        for c, n in levels:
+            r = send_load(url, files[:n], c)
             r["p50_vs_bare"] = round(r["p50_seconds"] / bare, 2) if bare else None
             r["vs_batch_pool"] = round(r["pages_per_min"] / batch["pool_pages_per_min"], 3) if batch["pool_pages_per_min"] else None
             results.append(r)
