@@ -23,8 +23,8 @@ from actors.paddle_batched import pipeline_parts
 from actors.vlm import needs_vlm
 from pipeline.config import PaddleConfig, RunConfig
 from pipeline.pixels import page_pixels
-from pipeline.reading_order import detect_direction, read_page
-from pipeline.schema import lines_to_json
+from actors.page_structure import PageStructure
+from pipeline.schema import lines_to_json, tables_to_json
 from pipeline.types import OcrLine, this_node
 
 log = logging.getLogger(__name__)
@@ -203,13 +203,6 @@ def confidence(lines: list[OcrLine]) -> float | None:
     return float(np.average([l.score for l in lines], weights=weights)) if lines else None
 
 
-def shape_page(lines: list[OcrLine], route: str) -> tuple[str, list[OcrLine], float | None]:
-    """Reading order for the page: vertical routes read right-to-left; others decided by box shapes."""
-    direction = "vertical" if route == "vertical" else detect_direction(lines)
-    ordered, text = read_page(lines, direction)
-    return text, ordered, confidence(lines)
-
-
 class PaddleOcrPredictor:
     """Ray Data callable: OCRs the rows that need it, passes every other row through unchanged.
 
@@ -226,6 +219,8 @@ class PaddleOcrPredictor:
         self.node = this_node()
         self.ocr = load_paddleocr(self.cfg.paddle, self.device, cpu_threads)
         self.read = make_reader(self.ocr, self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads)
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.device == "gpu" else None
+        self.structure = PageStructure(self.cfg.layout, providers, cpu_threads or self.cfg.paddle.cpu_threads)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         todo = batch.index[batch["error"].isna() & (batch["engine"] == "") & ~batch["route"].isin(self.skip_routes)].tolist()
@@ -245,14 +240,26 @@ class PaddleOcrPredictor:
         except Exception as e:
             results = [e]
         per_page = (time.perf_counter() - start) / len(todo)
-        for i, result in zip(todo, results if len(results) == len(todo) else results * len(todo)):
-            batch.at[i, "seconds_ocr"] = per_page
+        for k, (i, result) in enumerate(zip(todo, results if len(results) == len(todo) else results * len(todo))):
             if isinstance(result, Exception):
+                batch.at[i, "seconds_ocr"] = per_page
                 batch.at[i, "error"] = f"ocr: paddleocr failed on this page ({type(result).__name__}: {str(result)[:300]})"
                 continue
-            text, ordered, conf = shape_page(result, batch.at[i, "route"])
-            batch.at[i, "text"] = text
-            batch.at[i, "lines_json"] = lines_to_json(ordered)
+            t0 = time.perf_counter()
+            try:
+                page = self.structure(images[k], result, batch.at[i, "route"])
+            except Exception as e:  # a structure model's failure costs the page its regions and tables, not its text
+                log.warning("page structure failed on %s: %s", batch.at[i, "page_id"], e)
+                page = PageStructure(self.cfg.layout.model_copy(update={"regions": "off", "tables": "off"}))(None, result, batch.at[i, "route"])
+                page.warnings.append(f"structure_failed: layout/table models failed on this page ({type(e).__name__}: "
+                                     f"{str(e)[:200]}); its lines are in plain reading order; report it with the page")
+            batch.at[i, "seconds_ocr"] = per_page + time.perf_counter() - t0
+            if page.warnings:
+                batch.at[i, "warnings"] = [*list(batch.at[i, "warnings"] if "warnings" in batch else []), *page.warnings]
+            conf = confidence(result)
+            batch.at[i, "text"] = page.text
+            batch.at[i, "lines_json"] = lines_to_json(page.lines, page.regions)
+            batch.at[i, "tables_json"] = tables_to_json(page.tables)
             batch.at[i, "confidence"] = conf
             batch.at[i, "paddle_confidence"] = conf
             batch.at[i, "engine"] = "paddleocr"

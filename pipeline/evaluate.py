@@ -13,8 +13,11 @@ Scores, per item then per class (means over items; "pages" = output rows behind 
 - olmOCR-bench tests (`run_test`, semantics of olmocr/bench/tests.py): fraction passed, pooled
   over the class's tests. `math` needs KaTeX rendering: here it passes only when a delimited
   equation equals the reference LaTeX up to whitespace, so a plain-text engine fails it;
-- TEDS against `<id>.html` (pipeline.tables): a page's own HTML/Markdown table when its text has
-  one (VLM output), else a table clustered from its OCR line boxes (PaddleOCR has no structure);
+- TEDS against `<id>.html` (pipeline.tables): the row's `tables` (PaddleOCR route: the table
+  model's HTML), else the HTML/Markdown tables in its text (VLM), else a table clustered from its
+  OCR line boxes (layout.tables off);
+- photos with `<id>.words.txt` (ICDAR 2015 word quads): word detection and end-to-end precision,
+  recall and hmean (pipeline.photo_metric), pooled per class;
 - the router: route per output row against the set's expected route (confusion matrix; "mixed"
   classes are left out).
 """
@@ -22,19 +25,18 @@ Scores, per item then per class (means over items; "pages" = output rows behind 
 from __future__ import annotations
 
 import json
-import re
 import sys
-import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from rapidfuzz import fuzz
 
 from pipeline.metrics import cer, order_free_cer
+from pipeline.olmo_checks import run_test
+from pipeline.photo_metric import line_words, read_words, score_words, summarize_words
 from pipeline.sources import SUFFIXES
-from pipeline.tables import lines_to_table, tables_in_text, teds
+from pipeline.tables import lines_to_table, parse_html_tables, tables_in_text, teds
 
 # set -> (class, expected route, accepted routes). olmocr_bench_sample is split by MANIFEST class.
 SET_CLASSES = {
@@ -47,6 +49,7 @@ SET_CLASSES = {
 }
 OLMOCR_CLASSES = (("handwriting", "olmocr_handwriting", "handwriting"), ("table", "olmocr_tables", "table"),
                   ("blank", "olmocr_blank", "blank"), ("headers_footers", "olmocr_headers_footers", "mixed"))
+TRUTH_SUFFIXES = (".txt", ".tests.jsonl", ".html", ".words.txt")
 SCENARIOS = {"horizontal": "horizontal text", "vertical": "vertical classical", "table": "tables", "photo": "photos",
              "handwriting": "handwriting", "text_layer": "born-digital (text layer)", "blank": "blank", "mixed": "mixed"}
 
@@ -63,6 +66,7 @@ class EvalItem:
     text: str | None = None
     tests: list[dict] = field(default_factory=list)
     html: str | None = None
+    words: str | None = None  # ICDAR 2015 word quads + transcriptions (photos)
 
 
 def _read(p: Path) -> str | None:
@@ -72,14 +76,16 @@ def _read(p: Path) -> str | None:
 def _load_set(d: Path) -> list[EvalItem]:
     manifest = json.loads(_read(d / "MANIFEST.json") or "{}")
     entries = manifest.get("items") or [{"id": p.stem, "file": p.name} for p in sorted(d.iterdir())
-                                        if p.suffix.lower() in SUFFIXES and any((d / f"{p.stem}{s}").exists() for s in (".txt", ".tests.jsonl", ".html"))]
-    cls, expected, accepted = SET_CLASSES.get(d.name, (d.name, "mixed", ()))
+                                        if p.suffix.lower() in SUFFIXES and any((d / f"{p.stem}{s}").exists() for s in TRUTH_SUFFIXES)]
+    # a set of word-boxed images (ICDAR 2015 truth) is a photo set unless SET_CLASSES says otherwise
+    cls, expected, accepted = SET_CLASSES.get(d.name) or (d.name, "photo" if any(d.glob("*.words.txt")) else "mixed", ())
     items = []
     for e in entries:
         files = e.get("page_images_150dpi") or e.get("image_150dpi") or [e.get("image") or e.get("pdf") or e["file"]]
         tests_text = _read(d / f"{e['id']}.tests.jsonl") or ""
         item = EvalItem(d.name, e["id"], cls, expected, [str((d / f).resolve()) for f in files], accepted=accepted,
                         text=_read(d / (e.get("gt") or f"{e['id']}.txt")), html=_read(d / f"{e['id']}.html"),
+                        words=_read(d / f"{e['id']}.words.txt"),
                         tests=[json.loads(ln) for ln in tests_text.splitlines() if ln.strip()])
         if d.name == "olmocr_bench_sample" or "class" in e and d.name not in SET_CLASSES:
             item.cls, item.expected = f"{d.name}_other", "mixed"
@@ -115,115 +121,15 @@ def load_eval_sets(paths: list[str | Path], limit: int | None = None) -> list[Ev
     return items
 
 
-# ----------------------------------------------------------------------------- olmOCR-bench tests
-
-_FANCY = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "＿": "_", "–": "-", "—": "-",
-                        "‑": "-", "‒": "-", "−": "-", "\u00b5": "\u03bc"})
-
-
-def olmo_normalize(text: str) -> str:
-    """olmOCR-bench's normalize_text: drop <br>, bold/italic markup, collapse whitespace, NFC, ASCII quotes."""
-    text = re.sub(r"<br/?>", " ", text or "")
-    text = re.sub(r"</?[bi]>", "", text)
-    text = re.sub(r"(\*\*|__)(.*?)\1", r"\2", text)
-    text = re.sub(r"(\*|_)(.*?)\1", r"\2", text)
-    return unicodedata.normalize("NFC", re.sub(r"\s+", " ", text)).translate(_FANCY)
-
-
-def near_match_starts(pattern: str, text: str, max_diffs: int) -> list[int]:
-    """Start offsets of substrings of `text` within `max_diffs` edits of `pattern` (fuzzysearch-like)."""
-    if max_diffs == 0:
-        return [m.start() for m in re.finditer(f"(?={re.escape(pattern)})", text)]
-    # Sellers' algorithm on the reversed strings: match ends in the reversal are starts in the text.
-    p = np.frombuffer(pattern[::-1].encode("utf-32-le"), np.uint32)
-    col = np.arange(len(p) + 1, dtype=np.int64)
-    idx = np.arange(len(p) + 1)
-    starts = []
-    for j, ch in enumerate(text[::-1], 1):
-        new = np.empty_like(col)
-        new[0] = 0
-        new[1:] = np.minimum(col[:-1] + (p != ord(ch)), col[1:] + 1)
-        col = np.minimum.accumulate(new - idx) + idx
-        if col[-1] <= max_diffs:
-            starts.append(len(text) - j)
-    return sorted(starts)
-
-
-def _table_relations(table, cell) -> dict[str, list]:
-    grid = table.grid()
-    rows, cols = range(cell.row, cell.row + cell.rowspan), range(cell.col, cell.col + cell.colspan)
-
-    def at(rr, cc):
-        return [grid[r][c] for r in rr for c in cc if 0 <= r < len(grid) and 0 <= c < len(grid[0]) and grid[r][c] is not None]
-
-    heads = [c for c in at(range(cell.row), cols) if c.header]
-    top = heads or [next((c for c in at(range(cell.row), [col]) if c.text), None) for col in cols]
-    left = next((c for c in at(rows[:1], range(cell.col)) if c.text), None)
-    return {"up": at([cell.row - 1], cols), "down": at([cell.row + cell.rowspan], cols), "left": at(rows, [cell.col - 1]),
-            "right": at(rows, [cell.col + cell.colspan]), "top_heading": [c for c in top if c], "left_heading": [left] if left else []}
-
-
-def run_test(test: dict, text: str, tables=None) -> tuple[bool, str]:
-    """One olmOCR-bench check against a page's text; `tables` (list of pipeline.tables.Table) for `table`."""
-    kind, max_diffs = test["type"], int(test.get("max_diffs", 0) or 0)
-    if kind in ("present", "absent"):
-        query, content = olmo_normalize(test["text"]), olmo_normalize(text)
-        if not test.get("case_sensitive", True):
-            query, content = query.lower(), content.lower()
-        first_n, last_n = test.get("first_n"), test.get("last_n")
-        if first_n or last_n:
-            content = (content[:first_n] if first_n else "") + (content[-last_n:] if last_n else "")
-        if len(content) < len(query) - max_diffs:
-            return kind == "absent", "candidate shorter than the query"
-        ratio = fuzz.partial_ratio(query, content) / 100.0
-        found = ratio >= 1.0 - max_diffs / max(len(query), 1)
-        return found == (kind == "present"), f"best match ratio {ratio:.3f}"
-    if kind == "order":
-        content = olmo_normalize(text)
-        before = near_match_starts(olmo_normalize(test["before"]), content, max_diffs)
-        after = near_match_starts(olmo_normalize(test["after"]), content, max_diffs)
-        if not before or not after:
-            return False, "'before' not found" if not before else "'after' not found"
-        return min(before) < max(after), "order"
-    if kind == "table":
-        def similar(a, b):
-            a = olmo_normalize(a)
-            return fuzz.ratio(a, olmo_normalize(b)) / 100.0 >= max(0.5, 1.0 - max_diffs / max(len(a), 1))
-
-        for table in tables or []:
-            grid_cells = {id(c): c for row in table.grid() for c in row if c is not None}.values()
-            for cell in (c for c in grid_cells if similar(test["cell"], c.text)):
-                rel = _table_relations(table, cell)
-                if all(any(similar(test[k], c.text) for c in rel[k]) for k in rel if test.get(k)):
-                    return True, ""
-        return False, "no table cell with those neighbours" if tables else "no table in the output"
-    if kind == "baseline":
-        alnum = sum(c.isalnum() for c in text)
-        if test.get("max_length") is not None:
-            return alnum <= test["max_length"], f"{alnum} alphanumeric characters"
-        if alnum == 0:
-            return False, "no alphanumeric characters"
-        tail = text[-600:]
-        for n in range(1, 6):  # the text must not end in >30 repeats of one n-gram
-            gram, k = tail[-n:], 0
-            while tail.endswith(gram * (k + 1)):
-                k += 1
-            if k > test.get("max_repeats", 30):
-                return False, f"ends with {k} repeats of a {n}-gram"
-        bad = re.findall(r"[\u4e00-\u9fff\u3040-\u30ff\U0001F300-\U0001F6FF\U0001F1E0-\U0001F1FF]", text)
-        return not bad, "disallowed characters" if bad else ""
-    if kind == "math":
-        squash = lambda s: re.sub(r"\s+", "", s)
-        eqs = re.findall(r"\\\((.+?)\\\)|\\\[(.+?)\\\]|\$\$(.+?)\$\$|\$(.+?)\$", text or "", re.DOTALL)
-        return any(squash(g) == squash(test["math"]) for e in eqs for g in e if g), "exact LaTeX only (no KaTeX render)"
-    return False, f"unknown test type {kind!r}"
-
-
 # ----------------------------------------------------------------------------- scoring
 
 
 def page_tables(row: dict) -> list:
-    """Tables of one output row: its own HTML/Markdown tables, else one clustered from its line boxes."""
+    """Tables of one output row: its `tables` column (the table model's HTML), the HTML/Markdown tables
+    in its text (VLM), else one clustered from its line boxes."""
+    found = [tb for t in row.get("tables") or [] for tb in parse_html_tables(t["html"])]
+    if found:
+        return found
     found = tables_in_text(row.get("text") or "")
     if found:
         return found
@@ -252,6 +158,10 @@ def score_item(item: EvalItem, rows: list[dict]) -> dict:
         candidates = [tb for r in rows for tb in page_tables(r)]
         out["teds"] = round(max((teds(tb, item.html) for tb in candidates), default=0.0), 4)
         out["teds_struct"] = round(max((teds(tb, item.html, structure_only=True) for tb in candidates), default=0.0), 4)
+    if item.words is not None and rows:  # one image: its lines back in the file's pixels (render's scale undone)
+        scale = rows[0].get("scale") or 1.0
+        lines = [{**ln, "box": (np.asarray(ln["box"], dtype=float) / scale).tolist()} for ln in rows[0].get("lines") or []]
+        out["words"] = score_words(read_words(item.words), line_words(lines))
     return out
 
 
@@ -281,6 +191,8 @@ def summarize(scored: list[dict]) -> dict:
             "tests_by_type": {k: f"{passed[k]}/{n}" for k, n in sorted(by_type.items())},
             "teds": _mean(s["teds"] for s in tabled), "teds_struct": _mean(s["teds_struct"] for s in tabled),
             "teds_pages": sum(s["pages"] for s in tabled),
+            "words": summarize_words([s["words"] for s in its if "words" in s]) if any("words" in s for s in its) else None,
+            "words_pages": sum(s["pages"] for s in its if "words" in s),
         }
     matrix: dict[str, Counter] = defaultdict(Counter)
     right = total = 0
@@ -314,7 +226,7 @@ def evaluate(paths: list[str | Path], out_dir: str | Path, config, *, limit: int
     inputs = sorted({s for it in items for s in it.sources})
     plan = run_job(inputs, run_dir, config, force=force, on_progress=on_progress)
     by_source: dict[str, list[dict]] = defaultdict(list)
-    for r in read_pages(run_dir, ["source", "sources", "page_index", "route", "text", "lines", "error"]).to_pylist():
+    for r in read_pages(run_dir, ["source", "sources", "page_index", "route", "text", "lines", "tables", "scale", "error"]).to_pylist():
         for name in r["sources"] or [r["source"]]:  # byte-identical pages under several names: one row
             by_source[str(Path(name).resolve())].append(r)
     scored = []
@@ -355,6 +267,17 @@ def eval_markdown(report: dict) -> str:
                          f"{_cell(v['teds_struct'], v['teds_pages'])} | {_cell(v['route_accuracy'], v['pages'], True)} |")
     if not any(v["scenario"] == "photos" for m in modes.values() for v in m["classes"].values()):
         lines.append("| photos | (no evaluation set) | – | 0 | – | – | – | – | – | – | – |")
+    worded = [(cls, mode, m["classes"][cls]) for cls in classes for mode, m in sorted(modes.items())
+              if m["classes"].get(cls, {}).get("words")]
+    if worded:
+        lines += ["", ("Words (ICDAR 2015 style: IoU >= 0.5 one-to-one, `###` regions not scored; end to end: the "
+                  "word's text equal too). Precision / recall / hmean:"), "",
+                  "| class | mode | pages | truth words | detection | end to end |", "|---|---|---|---|---|---|"]
+        for cls, mode, v in worded:
+            w = v["words"]
+            lines.append(f"| {cls} | {mode} | {v['words_pages']} | {w['truth_words']} | {w['det_precision']:.3f} / "
+                         f"{w['det_recall']:.3f} / {w['det_hmean']:.3f} | {w['e2e_precision']:.3f} / {w['e2e_recall']:.3f} / "
+                         f"{w['e2e_hmean']:.3f} |")
     for mode, m in sorted(modes.items()):
         routes = sorted({r for row in m["confusion"].values() for r in row})
         lines += ["", (f"Router confusion ({mode}; rows: expected route, columns: route taken; accuracy "

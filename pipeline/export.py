@@ -1,6 +1,8 @@
 """`hybridocr export`: one Markdown or text file per document, pages in order.
 
-Table pages (route `table`, or other horizontal pages whose line boxes form a clear grid) keep
+Tables the table model read (the `tables` column) stand where they are on the page: `md` keeps
+their HTML (row/col spans; GFM renders it), `txt` aligns their cells. Without that column, table
+pages (route `table`, or other horizontal pages whose line boxes form a clear grid) keep
 their columns: `md` gets a GFM pipe table (first row as header, `|` escaped), `txt` gets columns
 aligned with spaces. Rows and columns come from `pipeline.tables.lines_to_table` (rows by the
 vertical overlap of boxes, columns by the x extents of multi-line rows); cell text is the OCR
@@ -23,10 +25,10 @@ from pathlib import Path, PurePosixPath
 import pyarrow.fs as pafs
 
 from pipeline.output import OutputDir
-from pipeline.tables import lines_to_table, tables_in_text
+from pipeline.tables import lines_to_table, parse_html_tables, tables_in_text
 
 FORMATS = ("md", "txt")
-_COLUMNS = ["doc_id", "source", "sources", "page_index", "text", "error", "route", "lines"]
+_COLUMNS = ["doc_id", "source", "sources", "page_index", "text", "error", "route", "lines", "tables"]
 _BAD_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f]')  # not allowed in Windows file names
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
@@ -92,10 +94,47 @@ def aligned_table(grid: list[list[str]]) -> str:
     return "\n".join("  ".join(c + " " * (w - _width(c)) for c, w in zip(r, widths)).rstrip() for r in grid)
 
 
+def _inside(line: dict, box) -> bool:
+    xs, ys = [p[0] for p in line["box"]], [p[1] for p in line["box"]]
+    cx, cy = sum(xs) / len(xs), sum(ys) / len(ys)
+    return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+
+def with_tables(lines: list[dict], tables: list[dict], fmt: str) -> str:
+    """The page's lines in reading order, each table (the `tables` column) in place of the lines it
+    holds, where its first line was: md keeps the HTML (spans and all; GFM shows it), txt aligns
+    its cells in columns."""
+    blocks, text, done = [], [], set()
+
+    def table_block(t: dict) -> str:
+        if fmt == "md":
+            return t["html"]
+        parsed = parse_html_tables(t["html"])
+        grid = parsed[0].grid() if parsed else []  # spans expanded: a spanning cell's text in its top-left position
+        rows = [[c.text if c is not None and (c.row, c.col) == (r, k) else "" for k, c in enumerate(cells)]
+                for r, cells in enumerate(grid)]
+        return aligned_table(rows) if rows and rows[0] else ""
+
+    for line in lines or []:
+        k = next((k for k, t in enumerate(tables) if line.get("box") and _inside(line, t["box"])), None)
+        if k is None:
+            text.append(line.get("text") or "")
+            continue
+        if k not in done:
+            done.add(k)
+            blocks += ["\n".join(text), table_block(tables[k])]
+            text = []
+    blocks += ["\n".join(text)] + [table_block(t) for k, t in enumerate(tables) if k not in done]
+    return "\n\n".join(b for b in blocks if b.strip())
+
+
 def page_body(row: dict, fmt: str) -> str:
-    """One page's text in `fmt`: a placeholder for an error row, a table for a table page, else its text."""
+    """One page's text in `fmt`: a placeholder for an error row, its tables in place (the `tables`
+    column), a table clustered from the line boxes for a table page without one, else its text."""
     if row.get("error"):
         return f"[page {row['page_index'] + 1} not read: {row['error']}]"
+    if row.get("tables") and row.get("lines"):  # (a VLM's tables are in its text already)
+        return with_tables(row.get("lines") or [], row["tables"], fmt)
     text = row.get("text") or ""
     if tables_in_text(text):  # the engine already wrote a table (VLM HTML/Markdown)
         return text

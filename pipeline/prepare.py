@@ -20,7 +20,7 @@ from pipeline.types import this_node
 
 _DEFAULTS = {
     "page_id": "", "route": None, "route_features": None, "engine": "", "model": None, "text": None,
-    "lines_json": None, "confidence": None, "paddle_confidence": None, "width": None, "height": None, "dpi": None, "scale": None,
+    "lines_json": None, "tables_json": None, "confidence": None, "paddle_confidence": None, "width": None, "height": None, "dpi": None, "scale": None,
     "seconds_render": None, "seconds_classify": None, "seconds_ocr": None, "image": b"",
 }
 

@@ -9,7 +9,7 @@ import json
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "4"  # 2: VLM columns (engine "vlm", hybrid confidences); 3: sources, warnings; 4: node
+SCHEMA_VERSION = "5"  # 2: VLM columns (engine "vlm", hybrid confidences); 3: sources, warnings; 4: node; 5: tables, line regions
 PIPELINE_VERSION = "0.1.0"
 
 LINE = pa.struct(
@@ -17,6 +17,15 @@ LINE = pa.struct(
         ("box", pa.list_(pa.list_(pa.float32(), 2), 4)),  # 4 points (x, y) in pixels of the rendered page
         ("text", pa.string()),
         ("score", pa.float32()),
+        ("region", pa.string()),  # the layout region it lies in: text | title | header | footer | table | figure | ... ; null without layout
+    ]
+)
+
+TABLE = pa.struct(
+    [
+        ("html", pa.string()),  # <table> with <tr>/<td colspan rowspan>, cells filled with the OCR lines' text
+        ("box", pa.list_(pa.float32(), 4)),  # x0, y0, x1, y1 in pixels of the rendered page
+        ("score", pa.float32()),  # the structure model's mean token probability
     ]
 )
 
@@ -35,6 +44,7 @@ OUTPUT_SCHEMA = pa.schema(
         ("model", pa.string()),  # e.g. PP-OCRv5_mobile_det+PP-OCRv5_mobile_rec (onnxruntime, cpu)
         ("text", pa.string()),  # page text in reading order
         ("lines", pa.list_(LINE)),  # in reading order
+        ("tables", pa.list_(TABLE)),  # tables found on the page (PaddleOCR route: the table-structure model); empty when none
         ("confidence", pa.float32()),  # the winning engine's confidence, 0-1; null when nothing was read
         ("paddle_confidence", pa.float32()),  # PaddleOCR's character-weighted mean line score
         ("vlm_confidence", pa.float32()),  # VLM's mean generated-token probability
@@ -59,11 +69,19 @@ OUTPUT_SCHEMA = pa.schema(
     ]
 )
 
-_INTERMEDIATE_ONLY = ("image", "lines_json", "error_stage")
+_INTERMEDIATE_ONLY = ("image", "lines_json", "tables_json", "error_stage")
 
 
-def lines_to_json(lines) -> str:
-    return json.dumps([{"box": l.box, "text": l.text, "score": l.score} for l in lines], ensure_ascii=False)
+def lines_to_json(lines, regions: list[str | None] | None = None) -> str:
+    regions = regions or [None] * len(lines)
+    return json.dumps([{"box": l.box, "text": l.text, "score": l.score, "region": r} for l, r in zip(lines, regions)],
+                      ensure_ascii=False)
+
+
+def tables_to_json(tables: list[dict]) -> str:
+    """[{"html", "box", "score"}] as the intermediate column `tables_json`."""
+    return json.dumps([{"html": t["html"], "box": [float(v) for v in t["box"]], "score": float(t["score"])} for t in tables],
+                      ensure_ascii=False)
 
 
 def to_output_table(batch: pa.Table) -> pa.Table:
@@ -73,11 +91,14 @@ def to_output_table(batch: pa.Table) -> pa.Table:
     n = batch.num_rows
     cols = {name: batch.column(name) for name in batch.column_names}
     lines = [json.loads(s) if s else [] for s in cols["lines_json"].to_pylist()] if "lines_json" in cols else [[]] * n
+    tables = [json.loads(s) if s else [] for s in cols["tables_json"].to_pylist()] if "tables_json" in cols else [[]] * n
     now = datetime.datetime.now(datetime.timezone.utc)
     arrays = []
     for field in OUTPUT_SCHEMA:
         if field.name == "lines":
             arrays.append(pa.array(lines, type=field.type))
+        elif field.name == "tables":
+            arrays.append(pa.array(tables, type=field.type))
         elif field.name == "pipeline_version":
             arrays.append(pa.array([PIPELINE_VERSION] * n, type=field.type))
         elif field.name == "schema_version":

@@ -187,3 +187,46 @@ def deployments(built) -> set[str]:
         names.add(d.name)
         todo += [a for a in (*d.init_args, *d.init_kwargs.values()) if hasattr(a, "_bound_deployment")]
     return names
+
+
+def scene_photo(path: Path, words: list[str], seed: int = 0, dont_care: int = 1) -> list[str]:
+    """A street-scene-like photo: coloured, noisy background, words on signs at small angles, and
+    `dont_care` scribbles marked `###`. Writes `path` (JPEG) and returns its ICDAR 2015 truth lines."""
+    import math
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    w, h = 1000, 700
+    grad = np.linspace(0, 1, h)[:, None, None] * rng.uniform(40, 120, 3) + rng.uniform(60, 140, 3)
+    base = np.clip(grad + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+    im = Image.fromarray(base)
+    font_file = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+    truth = []
+    for k, word in enumerate(words + ["~" * 6] * dont_care):
+        size = int(rng.integers(44, 64))
+        font = ImageFont.truetype(str(font_file), size) if font_file.exists() else ImageFont.load_default(size=size)
+        x0, y0, x1, y1 = font.getbbox(word)
+        pad = 14
+        sign = Image.new("RGBA", (x1 - x0 + 2 * pad, y1 + 2 * pad), tuple(int(v) for v in rng.integers(200, 256, 3)) + (255,))
+        ImageDraw.Draw(sign).text((pad - x0, pad), word, font=font, fill=tuple(int(v) for v in rng.integers(0, 60, 3)))
+        angle = float(rng.uniform(-8, 8))
+        rotated = sign.rotate(angle, expand=True, resample=Image.BICUBIC)
+        px, py = 40 + (k % 2) * 470 + int(rng.integers(0, 40)), 40 + (k // 2) * 160 + int(rng.integers(0, 30))
+        im.paste(rotated, (px, py), rotated)
+        # the word's own box inside the sign, rotated as PIL does (counter-clockwise, about the centre)
+        cx, cy, a = sign.width / 2, sign.height / 2, math.radians(angle)
+        ox, oy = (rotated.width - sign.width) / 2, (rotated.height - sign.height) / 2
+        start = 0
+        for token in word.split(" "):  # one truth line per word, as ICDAR 2015 has
+            a0 = pad - x0 + font.getlength(word[:start]) if start else pad
+            a1 = pad - x0 + font.getlength(word[: start + len(token)])
+            start += len(token) + 1
+            quad = []
+            for qx, qy in ((a0, pad + y0), (a1, pad + y0), (a1, pad + y1), (a0, pad + y1)):
+                dx, dy = qx - cx, qy - cy
+                rx, ry = cx + dx * math.cos(a) + dy * math.sin(a), cy - dx * math.sin(a) + dy * math.cos(a)
+                quad += [round(px + ox + rx), round(py + oy + ry)]
+            truth.append(",".join(map(str, quad)) + "," + (token if k < len(words) else "###"))
+    im.convert("RGB").save(path, quality=88)
+    return truth

@@ -11,13 +11,13 @@ from pipeline.config import RunConfig
 from pipeline.evaluate import (
     EvalItem,
     evaluate,
-    near_match_starts,
-    run_test,
     score_item,
     summarize,
     write_eval_report,
 )
+from pipeline.olmo_checks import near_match_starts, run_test
 from pipeline.tables import lines_to_table, parse_html_tables, teds
+from tests.conftest import scene_photo
 
 EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
@@ -126,14 +126,21 @@ def test_evaluate_end_to_end(ray_local, tmp_path):
         pytest.skip(f"evaluation pages not found at {EVAL}")
     paths = [EVAL / "en_printed_tesseract_test" / "phototest.png", EVAL / "SYNTHETIC_vertical_classical_zh" / "synth_vert_00.jpg",
              EVAL / "table_en_pubtabnet" / "PMC4517499_004_00.png", EVAL / "olmocr_bench_sample" / "earnings.pdf"]
-    result = evaluate(paths, tmp_path, RunConfig())
+    photos = tmp_path / "SCENE_photos"  # a photo set: ICDAR 2015 word truth beside the image
+    photos.mkdir()
+    (photos / "street.words.txt").write_text("\n".join(scene_photo(photos / "street.jpg", ["OPEN", "Bakery", "Main Street"])))
+    paths.append(photos)
+    result = evaluate(paths, tmp_path / "out", RunConfig())
     by_id = {s["id"]: s for s in result["items"]}
-    assert set(by_id) == {"phototest", "synth_vert_00", "PMC4517499_004_00", "earnings"}
+    assert set(by_id) == {"phototest", "synth_vert_00", "PMC4517499_004_00", "earnings", "street"}
+    words = result["classes"]["SCENE_photos"]["words"]
+    assert words["truth_words"] == 4 and words["det_recall"] >= 0.75 and words["e2e_recall"] >= 0.75, words
     assert by_id["phototest"]["cer"] < 0.1 and by_id["phototest"]["routes"] == ["horizontal"]
     assert by_id["synth_vert_00"]["routes"] == ["vertical"] and by_id["synth_vert_00"]["cer_no_ws"] < 0.15  # measured 0.043
     assert 0.0 < by_id["PMC4517499_004_00"]["teds"] <= 1.0
     assert by_id["earnings"]["routes"] == ["text_layer"] and len(by_id["earnings"]["tests"]) == 5
     assert result["classes"]["olmocr_tables"]["route_accuracy"] == 1.0  # a born-digital table PDF may take its text layer
     md = write_eval_report(tmp_path, result)
+    assert "| SCENE_photos | paddle | 1 | 4 |" in md
     assert "| tables | table_pubtabnet_crops | paddle | 1 |" in md and "photos" in md
     assert json.loads((tmp_path / "report.json").read_text())["modes"]["paddle"]["items"]

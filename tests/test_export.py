@@ -119,6 +119,30 @@ def test_table_page_in_txt_keeps_columns_aligned(table_out, tmp_path):
     assert "[page 3 not read: render:" in txt and "\f" in txt
 
 
+SPAN_HTML = ("<table><thead><tr><td colspan=\"2\">Stock</td><td>Price</td></tr></thead>"
+             "<tbody><tr><td>Bolts</td><td>120</td><td>0.10</td></tr></tbody></table>")
+
+
+def test_tables_column_stands_in_place_of_its_lines(tmp_path):
+    """A page with the table model's HTML (the tables column): md keeps the HTML where the table is on
+    the page (spans kept), txt aligns its cells; the lines inside the table box are not repeated."""
+    inside = [line(100, 200, 300, 230, "Stock"), line(600, 200, 700, 230, "Price"), line(100, 260, 200, 290, "Bolts"),
+              line(400, 260, 460, 290, "120"), line(600, 260, 660, 290, "0.10")]
+    lines = [TITLE, *inside, line(100, 600, 700, 630, "Prices as of March.")]
+    row = {**page("a" * 32, "/in/spans.pdf", 0, lines=lines, route="horizontal"),
+           "tables_json": json.dumps([{"html": SPAN_HTML, "box": [90, 190, 720, 300], "score": 0.93}])}
+    out = write_out(tmp_path / "out", [row])
+    export(out, "md", tmp_path / "md")
+    md = (tmp_path / "md" / "spans.md").read_text()
+    assert md.index("Inventory March") < md.index(SPAN_HTML) < md.index("Prices as of March.")
+    assert md.count("Bolts") == 1 and 'colspan="2"' in md
+    export(out, "txt", tmp_path / "txt")
+    txt = (tmp_path / "txt" / "spans.txt").read_text()
+    rows = [ln for ln in txt.split("\n") if ln.startswith(("Stock", "Bolts"))]
+    assert len(rows) == 2 and rows[0].index("Price") == rows[1].index("0.10")  # a spanned header keeps its column
+    assert "<table>" not in txt
+
+
 def test_same_file_names_give_one_file_each(tmp_path):
     rows = [page("a" * 32, "/in/a/report.pdf", 0, text="alpha contents"),
             page("b" * 32, "/in/b/report.pdf", 0, text="beta contents"),

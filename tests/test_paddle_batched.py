@@ -11,9 +11,10 @@ from PIL import Image
 
 from actors.models import bundled_model_dir, ctc_argmax_model
 from actors.paddle_batched import BatchedReader, pad_to_multiple, width_bucket
-from actors.paddle_ocr import load_paddleocr, make_reader, onnx_engine_config, shape_page
+from actors.page_structure import PageStructure
+from actors.paddle_ocr import load_paddleocr, make_reader, onnx_engine_config
 from pipeline.bench import pool_rate
-from pipeline.config import PaddleConfig, RunConfig
+from pipeline.config import LayoutConfig, PaddleConfig, RunConfig
 from pipeline.job import run_job
 from pipeline.metrics import cer
 from pipeline.report import read_pages
@@ -86,7 +87,7 @@ def test_batched_reader_reads_like_paddleocr(readers, eval_dir):
     flat = lambda t: re.sub(r"\s+", "", t)  # noqa: E731
     for (s, f, truth, limit), mine, theirs, page in zip(SAMPLE, together, alone, pages):
         route = "vertical" if "vertical" in s else "horizontal"
-        text = shape_page(mine, route)[0]
+        text = PageStructure(LayoutConfig(regions="off", tables="off"))(None, mine, route).text
         assert cer(flat(text), flat((eval_dir / s / truth).read_text(encoding="utf-8"))) <= limit, f
         assert abs(len(mine) - len(theirs)) <= max(2, len(theirs) // 20), f  # the same lines, give or take
         h, w = page.shape[:2]

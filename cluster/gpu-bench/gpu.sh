@@ -124,7 +124,7 @@ for step in "$@"; do
                    --set serve.paddle.min_replicas=8 --set serve.paddle.max_replicas=8 --set serve.paddle_batch_size=8 ;;
     # vlm mode: PaddleReader at 0 replicas (the app binds it in every mode; at its 0.25 GPU the 1-GPU VLM replica
     # could not be placed), one VLM replica on the whole card; concurrency 32 first, 8 and 1 on fewer files
-    servevlm) bench servevlm 555 --serve-levels ${SERVE_LEVELS:-32,8:64,1:12} --serve --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
+    servevlm) bench servevlm 555 --serve-levels ${SERVE_LEVELS:-32,8:48,1:8} --serve --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
                 --pages ${SERVE_VLM_PAGES:-128} --set serve.paddle.min_replicas=0 --set serve.vlm.min_replicas=1 \
                 --set serve.vlm.max_replicas=1 ;;
     *) say "unknown step $step"; exit 2 ;;

@@ -1,0 +1,70 @@
+"""The PaddleOCR route's page structure with the real models: CDLA layout regions, SLANet tables
+filled with real PaddleOCR lines, and the same through a Ray job into Parquet and `export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from actors.page_structure import PageStructure
+from actors.paddle_ocr import load_paddleocr, make_reader, recognise
+from pipeline.config import LayoutConfig, PaddleConfig, RunConfig
+from pipeline.tables import parse_html_tables
+
+REPO = Path(__file__).resolve().parents[1]
+TABLE = REPO / "samples" / "table.jpg"  # 5 ruled rows x 4 columns (samples/make_samples.py), two empty cells
+ROWS = [["Engine", "Pages", "Pages/min", "Confidence"], ["PaddleOCR", "120", "48.5", "0.91"],
+        ["Qwen2.5-VL", "30", "12.0", "0.88"], ["Text layer", "300", "900.0", "1.00"], ["Total", "450", "", ""]]
+
+
+@pytest.fixture(scope="module")
+def read():
+    cfg = PaddleConfig()
+    return make_reader(load_paddleocr(cfg, "cpu", 2), cfg, "cpu", 2)
+
+
+def page_lines(read, path: Path):
+    image = np.asarray(Image.open(path).convert("RGB"))
+    return image, recognise(read, [image])[0]
+
+
+def test_a_ruled_table_becomes_html_with_its_cells(read):
+    image, lines = page_lines(read, TABLE)
+    page = PageStructure(LayoutConfig())(image, lines, "table")
+    assert not page.warnings and len(page.tables) == 1
+    (table,) = page.tables
+    grid = parse_html_tables(table["html"])[0].grid()
+    texts = [[c.text if c is not None else "" for c in row] for row in grid]
+    assert texts == ROWS, texts
+    assert 0 < table["score"] <= 1 and table["box"][2] <= image.shape[1] and table["box"][3] <= image.shape[0]
+    assert len(page.lines) == len(lines) and all(r is not None for r in page.regions)  # every line has its region
+    assert page.text.index("Engine") < page.text.index("PaddleOCR") < page.text.index("Total")  # row by row
+
+
+def test_layout_off_tables_off_is_the_plain_reading_order(read):
+    image, lines = page_lines(read, TABLE)
+    page = PageStructure(LayoutConfig(regions="off", tables="off"))(image, lines, "table")
+    assert page.tables == [] and page.regions == [None] * len(lines) and "Engine" in page.text
+
+
+@pytest.mark.timeout(600)
+def test_job_rows_carry_tables_and_line_regions(ray_local, tmp_path):
+    from pipeline.export import export
+    from pipeline.job import run_job
+    from pipeline.report import read_pages
+
+    out = tmp_path / "out"
+    run_job([str(TABLE), str(REPO / "samples" / "scan_two_columns.jpg")], out, RunConfig(mode="paddle"))
+    rows = {Path(r["source"]).name: r for r in read_pages(out).to_pylist()}
+    table = rows["table.jpg"]
+    assert table["error"] is None and len(table["tables"]) == 1, table["error"]
+    assert [[c.text for c in r] for r in parse_html_tables(table["tables"][0]["html"])[0].rows][0] == ROWS[0]
+    assert {ln["region"] for ln in table["lines"]} >= {"table"}
+    prose = rows["scan_two_columns.jpg"]
+    assert prose["tables"] == [] and all(ln["region"] for ln in prose["lines"])
+    export(out, "md", tmp_path / "md")
+    md = (tmp_path / "md" / "table.md").read_text()
+    assert "<table>" in md and "Qwen2.5-VL" in md and md.count("PaddleOCR") == 1
