@@ -22,6 +22,12 @@ of features and applies fixed thresholds (module-level constants below). Feature
   with long horizontal / vertical kernels, and their intersections (a ruled table is a grid; chart
   axes, guji column rules and lined paper give few crossings). Solid dark areas are excluded.
 - ``height_cv`` / ``blob_aspect``: spread of glyph-blob heights, median blob width/height.
+- ``wide_col_gap``: like ``col_gap`` but counting only empty column runs wider than WIDE_GAP of
+  the page: table gutters, not the aligned letter cells of typewritten (monospace) text.
+- ``border_dark``: summed share of the four outer bands darker than the paper: the desk or
+  background around a photographed page (0 for a scan that fills the frame, up to 4).
+- ``colour_ratio`` is measured after white-balancing on the paper's colour, so yellowed paper
+  is not "colour".
 - ``line_sharpness``: in each text line (vertical strips), the steepest step of the row profile
   relative to its peak. Printed glyphs share a baseline and x-height (sharp step); handwriting,
   with wavy baselines and varying letter size, ramps gently.
@@ -40,6 +46,9 @@ from pipeline.types import ROUTES, Classification
 
 MAX_SIDE = 1000  # downscale by an integer factor to a longest side near this (px)
 INK_LEVEL = 0.62  # ink = pixel darker than this fraction of the local paper level
+FAINT_PCT = 5  # ... unless the darkest 0.05% (FAINT_PCT / 10000) of pixels are lighter than that:
+FAINT_SHARE = 0.4  # then the level sits this far from the darkest ink towards the paper,
+FAINT_MAX_LEVEL = 0.80  # but no higher than this (paper grain and show-through stay paper)
 MIDTONE_LO, MIDTONE_HI = 0.25, 0.80  # midtone band, as fractions of the paper level
 SAT_MIN = 70  # HSV saturation (0..255) counted as "colour"
 GAP_EPS = 0.004  # a profile position is empty if less than this fraction of it is ink
@@ -49,6 +58,8 @@ AXIS_TOL = 12.0  # degrees: gradient this close to an axis counts as "on axis"
 SOLID_SIZE = 6  # ink blobs containing a square this big are "solid", not rules
 BLOCK_SIZE = 15  # ... and this big: a filled block (shading, picture), not text either
 SHARP_STRIPS = 8  # vertical strips for the line-sharpness profile
+WIDE_GAP = 0.008  # an empty column run this share of the page width wide is a gutter (not a letter gap)
+BORDER_BAND, BORDER_DARK = 0.03, 0.72  # outer band per side; "dark" = below this share of the paper
 
 BLANK_MAX_INK = 0.0012  # below this ink ratio, or with fewer blobs than
 BLANK_MIN_COMPONENTS = 8  # this, the page is blank
@@ -56,14 +67,23 @@ PHOTO_MIN_COLOUR = 0.40  # photo: mostly saturated colour, or
 PHOTO_MIN_MIDTONE = 0.30  # dominated by mid-tones ...
 PHOTO_MAX_ROW_GAP = 0.30  # ... without regular text lines
 VERTICAL_MARGIN = 0.08  # col_gap must beat row_gap by this much ...
-VERTICAL_MAX_ROW_GAP = 0.33  # ... and rows must be dense (tables have both kinds of gaps)
+VERTICAL_MAX_ROW_GAP = 0.38  # ... and rows must be dense (tables have both kinds of gaps)
 TABLE_MIN_CROSSINGS = 16  # ruled grid: this many rule crossings, or
-TABLE_MIN_COL_GAP = 0.33  # whitespace-separated columns together with row gaps
+TABLE_MIN_WIDE_GAP = 0.22  # whitespace gutters (wide_col_gap) together with row gaps
 TABLE_MIN_ROW_GAP = 0.35
 TABLE_MIN_INK = 0.004  # sparse pages (title, contents) have both gaps too; they stay text
-HANDWRITING_MAX_AXIS = 0.5  # few axis-aligned strokes ...
-HANDWRITING_MAX_PAPER = 250  # ... on paper that is not pure white (a scan/photo, not a render)
-HANDWRITING_MAX_SHARPNESS = 0.56  # ... with soft, wavy text lines
+PAGE_PHOTO_MIN_MIDTONE = 0.17  # a photographed page: many mid-tones (shading, background) ...
+PAGE_PHOTO_MAX_PAPER = 232  # ... and no bright paper anywhere (uneven light), even with text lines
+BORDER_MIN_SIDES = 2.0  # or: the desk around the page fills this many sides' outer bands (border_dark),
+BORDER_MIN_MIDTONE = 0.15  # with mid-tones, on paper that is not a digital render's white
+BORDER_MAX_PAPER = 250
+# handwriting score (logistic fit on the tuning part, see pipeline/page_gen.py): few axis-aligned
+# strokes, soft wavy text lines, letter heights that do not repeat exactly
+HW_BIAS, HW_AXIS, HW_SHARP, HW_PEAK = 34.93, -32.1, -37.2, -9.55
+HW_MIN_SCORE = 0.0  # handwriting above this score ...
+HW_WHITE_PAPER = 250  # ... or above HW_MIN_SCORE_WHITE on pure white paper (digital renders are print)
+HW_MIN_SCORE_WHITE = 1.5
+HW_MAX_MIDTONE = 0.18  # ink strokes are paper or ink; a blurred print scan is full of grey edges
 
 
 def _downscale(image: np.ndarray) -> np.ndarray:
@@ -156,6 +176,35 @@ def _gap_score(ink: np.ndarray, axis: int) -> tuple[float, float]:
     return score / total, runs / total
 
 
+def _wide_gap(ink: np.ndarray, min_run: int) -> float:
+    """Like col_gap, but only empty column runs at least `min_run` px wide count: the gutters of a
+    table, not the aligned letter cells of typewriter (monospace) text."""
+    total, score = 0.0, 0.0
+    for strip in np.array_split(ink, N_STRIPS, axis=0):
+        if strip.shape[0] == 0:
+            continue
+        prof = strip.mean(axis=0) / 255.0
+        inked = np.flatnonzero(prof >= GAP_EPS)
+        if inked.size < 3:
+            continue
+        empty = np.r_[0, (prof[inked[0] : inked[-1] + 1] < GAP_EPS).astype(np.int8), 0]
+        edges = np.diff(empty)
+        runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+        weight = float(prof.sum())
+        score += weight * float(runs[runs >= min_run].sum()) / (inked[-1] + 1 - inked[0])
+        total += weight
+    return score / total if total else 0.0
+
+
+def _border_dark(gray: np.ndarray, paper_white: float) -> float:
+    """Sum over the four sides of the share of an outer band (BORDER_BAND of the side) darker than
+    BORDER_DARK of the paper: a photographed page lies on a table/desk, a scan fills the frame."""
+    h, w = gray.shape
+    bh, bw = max(1, int(h * BORDER_BAND)), max(1, int(w * BORDER_BAND))
+    dark = gray < BORDER_DARK * paper_white
+    return float(sum(np.mean(b) for b in (dark[:bh], dark[-bh:], dark[:, :bw], dark[:, -bw:])))
+
+
 def _line_sharpness(ink: np.ndarray) -> float:
     """Mean sharpest step of the row profile inside each text line (in vertical strips).
 
@@ -177,16 +226,22 @@ def _line_sharpness(ink: np.ndarray) -> float:
     return float(np.average(vals, weights=weights)) if vals else 0.0
 
 
-def _blob_stats(text_ink: np.ndarray) -> tuple[int, float, float]:
+def _blob_stats(text_ink: np.ndarray) -> tuple[int, float, float, float]:
+    """(blobs, height_cv, blob_aspect, height_peak). height_peak: share of glyph-sized blobs within a
+    pixel or ~8% of the commonest blob height - type repeats its x-height exactly, a hand does not."""
     n, _, stats, _ = cv2.connectedComponentsWithStats(text_ink, connectivity=8)
     stats = stats[1:]
     stats = stats[stats[:, cv2.CC_STAT_AREA] >= 4]
     if len(stats) < 5:
-        return len(stats), 0.0, 0.0
+        return len(stats), 0.0, 0.0, 0.0
     hts = stats[:, cv2.CC_STAT_HEIGHT].astype(np.float32)
     wds = stats[:, cv2.CC_STAT_WIDTH].astype(np.float32)
-    height_cv = float(hts.std() / max(1.0, float(np.median(hts))))
-    return len(stats), height_cv, float(np.median(wds / hts))
+    med = max(1.0, float(np.median(hts)))
+    height_cv = float(hts.std() / med)
+    glyph = hts[(hts >= 0.5 * med) & (hts <= 2 * med)].astype(np.int64)
+    mode = int(np.bincount(glyph).argmax())
+    peak = float(np.mean(np.abs(glyph - mode) <= max(1, round(0.08 * mode))))
+    return len(stats), height_cv, float(np.median(wds / hts)), peak
 
 
 def page_features(image: np.ndarray) -> dict[str, float]:
@@ -195,16 +250,25 @@ def page_features(image: np.ndarray) -> dict[str, float]:
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     paper = _paper_level(gray)
     rel = gray.astype(np.float32) / paper
-    ink = np.where(rel < INK_LEVEL, 255, 0).astype(np.uint8)
+    # faint pages (pencil, faded typewriter ink): the ink level follows the darkest strokes, up to a cap
+    dark = float(np.partition(rel[::2, ::2].ravel(), max(0, rel[::2, ::2].size * FAINT_PCT // 10000))[rel[::2, ::2].size * FAINT_PCT // 10000])
+    level = min(FAINT_MAX_LEVEL, max(INK_LEVEL, dark + FAINT_SHARE * (1.0 - dark)))
+    if level > INK_LEVEL and np.count_nonzero(rel[::2, ::2] < level) < BLANK_MAX_INK * rel[::2, ::2].size:
+        level = INK_LEVEL  # hardly anything that dark: a blank page (a page number), not faint text
+    ink = np.where(rel < level, 255, 0).astype(np.uint8)
     rules_mask, n_h, n_v, n_x = _rules(ink)
     text_ink = cv2.bitwise_and(ink, cv2.bitwise_not(rules_mask))
 
     paper_white = float(np.percentile(gray, 95)) + 1.0
     g = gray.astype(np.float32) / paper_white
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    # colour relative to the paper's own tint (white-balanced): yellowed paper is not a photo
+    sample = rgb[::4, ::4].reshape(-1, 3)
+    white = np.maximum(np.partition(sample, sample.shape[0] * 95 // 100, axis=0)[sample.shape[0] * 95 // 100], 32)
+    lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * (255.0 / white), 0, 255).astype(np.uint8)
+    hsv = cv2.cvtColor(cv2.LUT(rgb, lut.reshape(256, 1, 3)), cv2.COLOR_RGB2HSV)
     row_gap, row_runs = _gap_score(text_ink, axis=1)
     col_gap, col_runs = _gap_score(text_ink, axis=0)
-    n_blobs, height_cv, blob_aspect = _blob_stats(text_ink)
+    n_blobs, height_cv, blob_aspect, height_peak = _blob_stats(text_ink)
     edge_density, axis_energy = _gradient_stats(gray)
     return {
         "ink_ratio": float(cv2.countNonZero(ink)) / ink.size,
@@ -222,15 +286,25 @@ def page_features(image: np.ndarray) -> dict[str, float]:
         "rule_crossings": float(n_x),
         "height_cv": height_cv,
         "blob_aspect": blob_aspect,
+        "height_peak": height_peak,
+        "ink_level": level,
         "axis_energy": axis_energy,
         "line_sharpness": _line_sharpness(text_ink),
+        "wide_col_gap": float(_wide_gap(text_ink, max(2, round(WIDE_GAP * text_ink.shape[1])))),
+        "border_dark": _border_dark(gray, paper_white),
     }
+
+
+def handwriting_score(f: dict[str, float]) -> float:
+    return HW_BIAS + HW_AXIS * f["axis_energy"] + HW_SHARP * f["line_sharpness"] + HW_PEAK * f["height_peak"]
 
 
 def decide(f: dict[str, float]) -> str:
     """Map features to a route (first matching rule wins); always one of ROUTES."""
     if f["colour_ratio"] >= PHOTO_MIN_COLOUR or (
         f["midtone_ratio"] >= PHOTO_MIN_MIDTONE and f["row_gap"] < PHOTO_MAX_ROW_GAP
+    ) or (f["midtone_ratio"] >= PAGE_PHOTO_MIN_MIDTONE and f["paper_level"] < PAGE_PHOTO_MAX_PAPER) or (
+        f["border_dark"] >= BORDER_MIN_SIDES and f["midtone_ratio"] >= BORDER_MIN_MIDTONE and f["paper_level"] < BORDER_MAX_PAPER
     ):
         return "photo"
     if f["ink_ratio"] < BLANK_MAX_INK or f["n_components"] < BLANK_MIN_COMPONENTS:
@@ -239,13 +313,11 @@ def decide(f: dict[str, float]) -> str:
         return "vertical"
     if f["ink_ratio"] >= TABLE_MIN_INK and (
         f["rule_crossings"] >= TABLE_MIN_CROSSINGS
-        or (f["col_gap"] >= TABLE_MIN_COL_GAP and f["row_gap"] >= TABLE_MIN_ROW_GAP)
+        or (f["wide_col_gap"] >= TABLE_MIN_WIDE_GAP and f["row_gap"] >= TABLE_MIN_ROW_GAP)
     ):
         return "table"
-    if (
-        f["axis_energy"] < HANDWRITING_MAX_AXIS
-        and f["paper_level"] < HANDWRITING_MAX_PAPER
-        and f["line_sharpness"] < HANDWRITING_MAX_SHARPNESS
+    if f["midtone_ratio"] < HW_MAX_MIDTONE and handwriting_score(f) > (
+        HW_MIN_SCORE if f["paper_level"] < HW_WHITE_PAPER else HW_MIN_SCORE_WHITE
     ):
         return "handwriting"
     return "horizontal"

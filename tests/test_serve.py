@@ -270,6 +270,19 @@ def test_review_page_draws_every_line_box(server, inputs):
         shot = ARTIFACTS / "review_page.png"
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
+        # a table page: its box drawn on the picture, its cells as a table beside the text
+        table = Path(__file__).resolve().parents[1] / "samples" / "table.jpg"
+        (want,) = ocr(server, table).json()["pages"]
+        assert len(want["tables"]) == 1
+        driver.execute_script("document.body.dataset.done = '0'")
+        driver.find_element(By.ID, "file").send_keys(str(table))
+        driver.find_element(By.ID, "go").click()
+        WebDriverWait(driver, 180).until(lambda d: d.execute_script("return document.body.dataset.done === '1'"))
+        (section,) = driver.find_elements(By.CSS_SELECTOR, "section.page")
+        assert len(section.find_elements(By.CSS_SELECTOR, "rect.table-box")) == 1
+        rows = section.find_elements(By.CSS_SELECTOR, "table.ocr-table tr")
+        assert len(rows) == 5 and [c.text for c in rows[1].find_elements(By.CSS_SELECTOR, "td")] == ["PaddleOCR", "120", "48.5", "0.91"]
+        driver.save_screenshot(str(ARTIFACTS / "review_page_table.png"))
     finally:
         driver.quit()
 
