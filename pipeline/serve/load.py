@@ -1,7 +1,9 @@
 """`hybridocr bench --serve`: a bounded load on the Serve app over loopback, beside the batch job.
 
-On the same pages and machine: the batch job first (its pool rate and each page's bare time:
-render + classify + OCR seconds in the actor), then the app on a free loopback port (or the one at
+On the same pages and machine: the batch job first (its pool rate; its per-page share of render +
+classify + OCR seconds, batch-amortised), then each page's bare time: one page read alone without
+Serve (discovery, render, classify and the PaddleOCR predictor in this process, as a request at
+concurrency 1 is read: the p50's reference), then the app on a free loopback port (or the one at
 `--serve-url`), then, at each concurrency (1, 8, 32 by default), every file sent once as its own
 request (or the first N files, `--serve-levels 32,8:64,1:12`): p50/p95 latency and pages/min. The
 load stops by itself when every request has answered.
@@ -63,6 +65,37 @@ def parse_levels(text: str) -> list[tuple[int, int | None]]:
     return levels or [(1, None), (8, None), (32, None)]
 
 
+def bare_page_seconds(files: list[str], config, n: int = 8) -> float | None:
+    """The median time of a page read alone without Serve: the upload's discovery, `prepare_page`
+    (render, classify) and the batch job's PaddleOCR predictor on that one page, in this process,
+    over the first page of up to `n` files after one warm-up page (None in vlm mode)."""
+    if config.mode == "vlm" or not files:
+        return None
+    import gc
+
+    import pandas as pd
+
+    from actors.paddle_ocr import PaddleOcrPredictor
+    from pipeline.prepare import prepare_page
+    from pipeline.serve.uploads import Upload, page_rows
+
+    predictor = PaddleOcrPredictor(config.model_dump(), cpu_threads=config.paddle.cpu_threads)
+    times = []
+    for i, path in enumerate(files[: n + 1]):
+        data = Path(path).read_bytes()
+        start = time.perf_counter()
+        with Upload(data, Path(path).name) as upload:
+            _, rows = page_rows(upload, config, "1")
+            page = prepare_page(rows[0], config)
+            if page["error"] is None and page["engine"] == "":
+                predictor(pd.DataFrame([page]))
+        if i or len(files) == 1:
+            times.append(time.perf_counter() - start)
+    del predictor
+    gc.collect()  # its GPU arena goes before the app's replicas start
+    return statistics.median(times)
+
+
 def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8, None), (32, None))) -> dict:
     from ray import serve
 
@@ -73,10 +106,13 @@ def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8
     stages = batch["mean_stage_seconds"]
     # a VLM row's seconds_ocr is the engine's busy time shared out among the pages in flight (~1 / pool
     # rate), not one page alone: no bare page time in vlm mode (its single-page latency is the c=1 p50)
-    bare = 0.0 if config.mode == "vlm" else sum(
+    share = 0.0 if config.mode == "vlm" else sum(
         v for v in (stages.get("seconds_render"), stages.get("seconds_classify"), stages.get("seconds_ocr")) if v)
+    bare = bare_page_seconds(files, config) or 0.0
     print(f"batch job: {batch['pages_per_min']} pages/min end to end, pool {batch['pool_pages_per_min']}; "
-          f"bare seconds per page (render + classify + OCR) {f'{bare:.3f}' if bare else 'n/a (vlm: engine time is shared)'}", flush=True)
+          f"seconds per page in the job (render + classify + OCR, batch-amortised) {f'{share:.3f}' if share else 'n/a'}; "
+          f"a page alone without Serve {f'{bare:.3f} s' if bare else 'n/a (vlm: the c=1 p50 is its single-page latency)'}",
+          flush=True)
     started_here = url is None
     if started_here:
         port = _free_port()
@@ -98,4 +134,5 @@ def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8
     finally:
         if started_here:
             serve.shutdown()
-    return {"batch": batch, "bare_seconds_per_page": round(bare, 3) if bare else None, "url": url, "levels": results}
+    return {"batch": batch, "job_seconds_per_page": round(share, 3) if share else None,
+            "bare_seconds_per_page": round(bare, 3) if bare else None, "url": url, "levels": results}
