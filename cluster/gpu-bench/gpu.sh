@@ -120,7 +120,8 @@ for step in "$@"; do
     fp8) bench fp8 400 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages 400 --skip-baseline \
            --set vlm.engine_kwargs.quantization=fp8 ;;
     # gpu.yaml's serve section: 8 PaddleOCR replicas x 0.125 GPU (the batch pool's 8 actors), 4 ingress replicas
-    servepaddle) bench servepaddle 555 --serve --mode paddle --config configs/gpu.yaml --pages ${SERVE_PAGES:-300} ;;
+    servepaddle) bench servepaddle 555 --serve-levels ${SERVE_LEVELS_PADDLE:-32,8:160,1:40} --serve --mode paddle \
+                   --config configs/gpu.yaml --pages ${SERVE_PAGES:-300} ;;
     # vlm mode: PaddleReader at 0 replicas (the app binds it in every mode; at its 0.25 GPU the 1-GPU VLM replica
     # could not be placed), one VLM replica on the whole card; concurrency 32 first, 8 and 1 on fewer files
     servevlm) bench servevlm 555 --serve-levels ${SERVE_LEVELS:-32,8:48,1:8} --serve --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
