@@ -26,6 +26,7 @@ from pipeline.pixels import page_pixels
 from actors.page_structure import PageStructure
 from pipeline.schema import lines_to_json, tables_to_json
 from pipeline.types import OcrLine, this_node
+from pipeline.vertical_seals import remove_seals
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")  # no network probe at start-up
@@ -245,6 +246,8 @@ class PaddleOcrPredictor:
 
     def _read(self, batch: pd.DataFrame, todo: list) -> None:
         images = [page_pixels(batch.loc[i]) for i in todo]
+        if self.cfg.layout.vertical_seals == "remove":  # seal ink over a vertical book page, off before detection
+            images = [remove_seals(im) if batch.at[i, "route"] == "vertical" else im for i, im in zip(todo, images)]
         start = time.perf_counter()
         try:
             results = recognise(self.read, images)

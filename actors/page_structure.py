@@ -5,7 +5,8 @@ offline): the CDLA layout detector (actors/layout.py) and the SLANet-family tabl
 (actors/table_structure.py). Called with a page's pixels and its OCR lines it returns the page
 in reading order:
 - regions found: lines ordered region by region (pipeline/region_order.py), each line's region
-  label kept (header/footer marked, and left out of the text: `layout.text_without`); without regions (layout off, none found): the XY-cut order
+  label kept (header/footer and text inside figures marked, and left out of the text: `layout.text_without`;
+  not figures on a page of a `layout.table_routes` route); without regions (layout off, none found): the XY-cut order
   of pipeline/reading_order.py;
 - tables: each `table` region (or the whole page for a route in `layout.table_routes` when the
   layout found none) is cut out, read by the table model, its cells filled with the OCR lines
@@ -75,7 +76,9 @@ class PageStructure:
             from pipeline.region_order import order_regions
 
             h, w = image.shape[:2]
-            page = order_regions(lines, regions, direction, page_size=(w, h), text_without=tuple(self.cfg.text_without))
+            # a page routed as a table is one: "figure" regions on it are the detector's mistakes, their text stays
+            without = tuple(k for k in self.cfg.text_without if k != "figure" or route not in self.cfg.table_routes)
+            page = order_regions(lines, regions, direction, page_size=(w, h), text_without=without)
             out = StructuredPage(page.text, list(page.lines), list(page.labels), warnings=list(self.warnings))
         else:
             ordered, text = read_page(lines, direction)

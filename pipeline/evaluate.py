@@ -1,4 +1,4 @@
-"""`hybridocr eval`: recognition quality per page class, through the same Ray job as `run`.
+r"""`hybridocr eval`: recognition quality per page class, through the same Ray job as `run`.
 
 Evaluation sets are laid out like ../shared/eval (see its README): `<set>/<id>.<png|jpg|pdf>` with
 `<id>.txt` (reference text), `<id>.tests.jsonl` (olmOCR-bench checks), `<id>.html` (table).
@@ -9,7 +9,9 @@ per page is scored page by page. A path to one file inside a set evaluates that 
 
 Scores, per item then per class (means over items; "pages" = output rows behind a cell):
 - CER (metrics.cer, NFKC-normalised, per character, so per Chinese character), the whitespace-free
-  variant, and the order-free floor;
+  variant, and the order-free floor; reference and output both through metrics.plain_text first, so
+  markup is scored as the text it shows (HTML/Markdown tables as cell text, LaTeX math as its
+  characters: MinerU's references write `$\mathrm{TiO}_{2}$` where a page shows TiO2);
 - olmOCR-bench tests (`run_test`, semantics of olmocr/bench/tests.py): fraction passed, pooled
   over the class's tests. `math` needs KaTeX rendering: here it passes only when a delimited
   equation equals the reference LaTeX up to whitespace, so a plain-text engine fails it;
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.metrics import cer, order_free_cer
+from pipeline.metrics import cer, order_free_cer, plain_text
 from pipeline.olmo_checks import run_test
 from pipeline.photo_metric import line_words, read_words, score_words, summarize_words
 from pipeline.sources import SUFFIXES
@@ -142,9 +144,10 @@ def score_item(item: EvalItem, rows: list[dict]) -> dict:
     hyp = "\n".join(r["text"] or "" for r in rows)
     out = {"set": item.set, "id": item.id, "class": item.cls, "expected": item.expected, "pages": len(rows),
            "routes": [r["route"] for r in rows], "errors": [r["error"] for r in rows if r["error"]]}
-    if item.text is not None:
-        out.update(cer=round(cer(hyp, item.text), 4), cer_no_ws=round(cer(hyp, item.text, ignore_whitespace=True), 4),
-                   order_free_cer=round(order_free_cer(hyp, item.text), 4))
+    if item.text is not None:  # markup (HTML/Markdown tables, LaTeX math) scored as the text it shows, on both sides
+        h, ref = plain_text(hyp), plain_text(item.text)
+        out.update(cer=round(cer(h, ref), 4), cer_no_ws=round(cer(h, ref, ignore_whitespace=True), 4),
+                   order_free_cer=round(order_free_cer(h, ref), 4))
     if item.tests:
         results = []
         for t in item.tests:

@@ -11,7 +11,11 @@ Leaves are grouped into rows (y overlap) and each row is read left to right.
 
 Vertical pages (traditional Chinese/Japanese): the same algorithm on coordinates turned by 90
 degrees, (x, y) -> (y, -x), so columns are read right to left and each column top to bottom;
-several boxes in one column fall in the same "row" and are joined top to bottom.
+several boxes in one column fall in the same "row" and are joined top to bottom. Before that, the
+two half-columns of each double-line note (雙行小注) become one box (pipeline/vertical_text.py:
+read right half, then left), and boxes thicker than _MAX_THICK column widths (a seal read with
+the text across two columns) count as that thick, so they cannot join two columns into one row.
+Vertical page text has presentation-form and look-alike punctuation normalised (`vertical_punct`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from statistics import median
 from typing import Sequence
 
 from .types import OcrLine
+from .vertical_text import expand, pair_notes, vertical_punct
 
 HORIZONTAL = "horizontal"
 VERTICAL = "vertical"
@@ -35,6 +40,7 @@ _MIN_COL_WIDTH = 4.0  # narrower x groups are merged into a neighbour (list numb
 _ISLAND_WIDTH = 0.35  # share of the region width below which a gutter-crossing line may be an island
 _ISLAND_SHARE = 0.1  # at most this share of a region's lines may be islands in one gutter
 _LOOKAHEAD = 12  # bands searched past a gutter-blocking band for the end of an island
+_MAX_THICK = 1.3  # vertical: boxes thicker than this many median column widths count as this thick
 _WIDE_COL = 12.0  # x groups at least this wide on both sides of a gap are columns even if rows align
 
 
@@ -265,10 +271,17 @@ def _ordered_blocks(lines: Sequence[OcrLine], direction: str) -> list[list[list[
         direction = detect_direction(lines)
     if direction not in (HORIZONTAL, VERTICAL):
         raise ValueError(f"direction must be 'horizontal', 'vertical' or 'auto', not {direction!r}")
+    if direction == VERTICAL:  # double-line notes: both half-columns as one box while ordering
+        lines = pair_notes(lines)
     items = _items(lines, direction == VERTICAL)
     unit = median(it.t for it in items)
+    if direction == VERTICAL:  # a box across two columns (a seal read with the text) must not join them
+        for it in items:
+            if it.t > _MAX_THICK * unit:
+                it.t = _MAX_THICK * unit
+                it.y0, it.y1 = it.cy - _SHRINK_Y * it.t, it.cy + _SHRINK_Y * it.t
     blocks = _order(items, unit, _MIN_GUTTER[direction])
-    return [[[lines[i.idx] for i in row] for row in block] for block in blocks]
+    return [[expand([lines[i.idx] for i in row]) for row in block] for block in blocks]
 
 
 def order_lines(lines: Sequence[OcrLine], direction: str = "auto") -> list[OcrLine]:
@@ -290,6 +303,9 @@ def page_text(lines: Sequence[OcrLine], direction: str = "auto") -> str:
 
 def read_page(lines: Sequence[OcrLine], direction: str = "auto") -> tuple[list[OcrLine], str]:
     """Both `order_lines` and `page_text` from one ordering pass."""
+    lines = [ln for ln in lines if len(ln.box) >= 2]
+    if direction == "auto" and lines:
+        direction = detect_direction(lines)
     blocks = _ordered_blocks(lines, direction)
     ordered = [ln for block in blocks for row in block for ln in row]
     out = []
@@ -299,6 +315,6 @@ def read_page(lines: Sequence[OcrLine], direction: str = "auto") -> tuple[list[O
             s = ""
             for ln in row:
                 s = _join(s, ln.text.strip())
-            rows.append(s)
+            rows.append(vertical_punct(s) if direction == VERTICAL else s)
         out.append("\n".join(rows))
     return ordered, "\n\n".join(out)

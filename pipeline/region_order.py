@@ -4,6 +4,7 @@
    the region holding most of its box (ties: the smaller region, so a title inside a text box
    stays a title); lines no region holds half of become "text" regions of their own: the blocks
    the line-level XY-cut (reading_order) makes of them, cut where rows are > 1.5 lines apart.
+   Text regions inside a figure's box are the figure's text (region_blocks).
 2. Regions are ordered: "header" regions in the top 10% of the page first, "footer" regions in
    the bottom 10% last (elsewhere those labels count as text); the rest by a recursive XY-cut over
    the regions' line boxes: split at column gutters first (left to right; on vertical pages the
@@ -12,19 +13,28 @@
    staggered paragraphs stay in their column. Figures, captions, equations narrower than half
    the block, and stray 1-2 character regions may sit in a gutter without closing it. A gap that
    most regions continue across on the same row (form key | value) is not a gutter.
+   Before the XY-cut floats take their captions and move as one block with them; after it, floats
+   that interrupt a paragraph are read after it (pipeline/region_blocks.py).
 3. Lines within a region: tables (and figures whose text is short cells on shared rows) row-major,
    rows by y overlap, a wrapped cell kept whole, tables standing side by side in one region
    (a header row repeated across a gap) one after the other; everything else by
    `reading_order.read_page` (XY-cut inside the region; vertical pages right to left).
+4. `text_without` labels stay in the lines but not in the text. "figure" leaves out text inside
+   figures (tick labels, legends), except a figure whose text is a grid of many aligned rows (a
+   table the detector called a figure) and figures that together hold most of the page's text
+   (region_blocks._figure_rule).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import median
 from typing import Any, Sequence
 
 from .reading_order import HORIZONTAL, VERTICAL, _join, _ordered_blocks, detect_direction, read_page
+from .region_blocks import (
+    _Reg, _absorb_figure_text, _area, _attach_captions, _figure_rule, _flatten, _flow_text, _inter, _table_rows,
+)
 from .types import OcrLine
 
 _MIN_SHARE = 0.5  # share of a line's box a region must hold to own it
@@ -34,19 +44,8 @@ _SHRINK = 0.25  # region boxes shrink by this many line heights on each side whe
 _WIDE = 12.0
 _FREE_GAP = 1.5  # rows of free lines further apart than this many line heights are separate regions
 _SAME = 0.6  # IoU above which two regions are one
-_ISLANDS = ("figure", "figure_caption", "equation")  # may sit in a column gutter  # both sides of a gap at least this many line heights wide: a gutter even if rows align
-
-
-@dataclass
-class _Reg:
-    label: str
-    box: tuple[float, float, float, float]
-    lines: list[int] = field(default_factory=list)
-    x0: float = 0.0
-    y0: float = 0.0
-    x1: float = 0.0
-    y1: float = 0.0
-    chars: int = 0  # text length of its lines
+_FIGURE_SHARE = 0.5  # figures holding this share of the page's characters are its content, never left out
+_ISLANDS = ("figure", "figure_caption", "equation")  # may sit in a column gutter
 
 
 def _as_line(ln: Any) -> OcrLine:
@@ -63,14 +62,6 @@ def _as_region(r: Any) -> tuple[str, tuple[float, float, float, float]]:
 
 def _bbox(ln: OcrLine) -> tuple[float, float, float, float]:
     return ln.x0, ln.y0, ln.x1, ln.y1
-
-
-def _inter(a, b) -> float:
-    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-
-
-def _area(b) -> float:
-    return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
 
 
 def _dedupe(regs: list[_Reg]) -> list[_Reg]:
@@ -228,19 +219,6 @@ def _turned(r: _Reg) -> _Reg:
 # ------------------------------------------------------------------ lines inside a region
 
 
-def _table_rows(lines: list[OcrLine]) -> list[list[OcrLine]]:
-    rows: list[list[OcrLine]] = []
-    for ln in sorted(lines, key=lambda l: ((l.y0 + l.y1) / 2, l.x0)):
-        if rows:
-            r = rows[-1]
-            ry0, ry1 = median(l.y0 for l in r), median(l.y1 for l in r)
-            if min(ln.y1, ry1) - max(ln.y0, ry0) > 0.5 * min(ln.y1 - ln.y0, ry1 - ry0):
-                r.append(ln)
-                continue
-        rows.append([ln])
-    return [sorted(r, key=lambda l: l.x0) for r in rows]
-
-
 def _cell_rows(lines: list[OcrLine]) -> list[list[OcrLine]]:
     """Table rows, with wrapped cells kept whole: a row with fewer lines than usual whose every line
     continues (left-aligned, just below) a full-width line of the row above joins that row, and the
@@ -276,16 +254,6 @@ def _cell_rows(lines: list[OcrLine]) -> list[list[OcrLine]]:
                 cells.append([l])
         result.append([l for c in cells for l in sorted(c, key=lambda l: l.y0)])
     return result
-
-
-def _grid_like(lines: list[OcrLine]) -> bool:
-    """A figure whose text is short cells on shared rows (a table the model called a figure)."""
-    if len(lines) < 4:
-        return False
-    width = max(l.x1 for l in lines) - min(l.x0 for l in lines)
-    rows = _table_rows(lines)
-    short = sum(l.x1 - l.x0 < 0.3 * width for l in lines)
-    return short >= 0.6 * len(lines) and sum(len(r) >= 2 for r in rows) >= 2
 
 
 def _labels_first(rows: list[list[OcrLine]]) -> bool:
@@ -361,6 +329,7 @@ def order_regions(lines: Sequence[Any], regions: Sequence[Any], direction: str =
     free = []
     for i, k in zip(keep, owner):
         (free.append(i) if k is None else regs[k].lines.append(i))
+    _absorb_figure_text(regs, lns)
     regs = [r for r in regs if r.lines] + _free_regions(lns, free, direction, unit)
     for r in regs:
         r.x0, r.y0 = min(lns[i].x0 for i in r.lines), min(lns[i].y0 for i in r.lines)
@@ -379,17 +348,29 @@ def order_regions(lines: Sequence[Any], regions: Sequence[Any], direction: str =
              for p in ("header", "body", "footer")}
     ordered: list[_Reg] = []
     for p in ("header", "body", "footer"):
-        ordered += _xy([_turned(r) for r in parts[p]] if vertical else parts[p], unit)
+        if vertical:
+            ordered += _xy([_turned(r) for r in parts[p]], unit)
+            continue
+        texts = {id(r): " ".join(lns[i].text for i in sorted(r.lines, key=lambda i: (lns[i].y0, lns[i].x0)))
+                 for r in parts[p]}
+        regs_p = _attach_captions(parts[p], texts, unit) if p == "body" else parts[p]
+        seq = _xy(regs_p, unit)
+        if p == "body":
+            seq = _flow_text(seq, lns, unit)
+        ordered += _flatten(seq)
     out_lines, labels, texts, out_regions = [], [], [], []
+    figures = sum(r.chars for r in ordered if r.label == "figure")
+    whole = figures >= _FIGURE_SHARE * sum(r.chars for r in ordered)  # the figures are the page's content
     for r in ordered:
-        if r.label == "figure" and not vertical and _grid_like([lns[i] for i in r.lines]):
-            r.label = "table"  # a table the model called a figure
+        drop = r.label in text_without
+        if r.label == "figure":
+            drop = _figure_rule(r, lns, vertical, whole, drop)  # a grid-like figure becomes a table
         part, text = _region_text(r.label, [lns[i] for i in r.lines], direction)
         pos = {id(lns[i]): i for i in r.lines}
         idx = [pos[id(ln)] for ln in part]
         out_lines += [src[i] for i in idx]
         labels += [r.label] * len(idx)
-        if r.label not in text_without:
+        if not drop:
             texts.append(text)
         out_regions.append((r.label, r.box, idx))
     return RegionPage(out_lines, labels, "\n\n".join(t for t in texts if t), out_regions)

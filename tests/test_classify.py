@@ -218,8 +218,8 @@ def test_small_and_odd_inputs():
 MIN_ACCURACY = {"vertical": 0.9, "horizontal": 0.9, "table": 0.8, "blank": 1.0, "handwriting": 0.5, "photo": 1.0}
 
 
-@pytest.mark.skipif(not EVAL.is_dir(), reason=f"labelled eval pages not found at {EVAL}")
 def test_real_pages_per_class_accuracy():
+    assert EVAL.is_dir(), f"labelled eval pages not found at {EVAL} (the shared eval sets, read in place)"
     hits, totals, misses = defaultdict(int), defaultdict(int), []
     for name, load, label, also in labelled_pages(full=False):
         route = classify_page(load()).route
@@ -242,3 +242,10 @@ def test_bench_synthetic_pages_route_as_meant(tmp_path):
     routes = {Path(p).name: classify_page(np.asarray(Image.open(p).convert("RGB"))).route for p in paths}
     assert routes == {"bench_0000.png": "horizontal", "bench_0001_v.png": "vertical",
                       "bench_0002.png": "horizontal", "bench_0003_v.png": "vertical"}
+
+
+def test_print_repeats_its_letter_shapes():
+    """shape_repeat (handwriting score): a printed page repeats exact glyph shapes; a blank has none."""
+    for seed in range(2):
+        assert classify_page(synth_horizontal(seed)).features["shape_repeat"] > 0.5
+    assert classify_page(synth_blank(0)).features["shape_repeat"] == 0.0

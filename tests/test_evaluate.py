@@ -144,3 +144,10 @@ def test_evaluate_end_to_end(ray_local, tmp_path):
     assert "| SCENE_photos | paddle | 1 | 4 |" in md
     assert "| tables | table_pubtabnet_crops | paddle | 1 |" in md and "photos" in md
     assert json.loads((tmp_path / "report.json").read_text())["modes"]["paddle"]["items"]
+
+
+def test_score_item_compares_markup_as_text():
+    ref = "Table 1\n<table><tr><td>Al</td><td>$<45 \\mu \\mathrm{m}$</td></tr></table>\nwith $\\mathrm{TiO}_{2}$ particles"
+    row = {"text": "Table 1\nAl <45 μm\nwith TiO2 particles", "page_index": 0, "route": "horizontal", "error": None, "lines": []}
+    s = score_item(EvalItem("s", "a", "c", "horizontal", [], text=ref), [row])
+    assert s["cer_no_ws"] == 0.0 and s["order_free_cer"] == 0.0

@@ -1,7 +1,7 @@
 import pytest
 
 from pipeline import metrics
-from pipeline.metrics import cer, edit_distance, normalize, order_free_cer
+from pipeline.metrics import cer, edit_distance, normalize, order_free_cer, plain_text
 
 
 def test_identical_is_zero():
@@ -65,3 +65,21 @@ def test_numpy_fallback_matches(monkeypatch):
     monkeypatch.setattr(metrics, "_rf_lev", None)
     assert [edit_distance(a, b) for a, b in pairs] == expect
     assert [metrics._edit_distance_np(b, a) for a, b in pairs] == expect
+
+
+# scoring of markup: evaluate.score_item renders references and output as plain text before CER
+# (MinerU-style references carry LaTeX and HTML tables that a line-reading engine never writes)
+
+
+def test_plain_text_renders_latex_and_tables():
+    assert plain_text(r"matrix of $\mathrm{Al}-4 \mathrm{Cu}$ with $\mathrm{TiO}_{2}$, $2 \mathrm{wt} \%$") == \
+        "matrix of Al-4 Cu with TiO2, 2 wt %"
+    assert plain_text(r"$\alpha=90^{\circ}$ and $\beta \leq 60^{\circ}$, $\triangle A B D$") == "α=90° and β ≤ 60°, △ A B D"
+    assert plain_text("$$\n\\frac{1}{\\left|z-z_{1}\\right|^{2}} \\leq \\frac{9}{4}\n$$").split() == ["1/|z-z1|2", "≤", "9/4"]
+    assert plain_text(r"绝对涨幅(\%)	7.18") == "绝对涨幅(%)	7.18"
+    for prose in ("costs $5 and $10 today", "Over the $43,456.78 <lazy> #90 dog", "<45 μm | 99.9", "a_b c^d",
+                  "ON <table name> AS <correlation name>", "|K| = | ln DV(a, z) |\n| x |"):
+        assert plain_text(prose) == prose  # no markup: unchanged
+    html = "<table><thead><tr><th>a &amp; b</th><th>2</th></tr></thead><tr><td>1</td><td>x<br>y</td></tr></table>"
+    assert [ln.split("\t")[:2] for ln in plain_text(html).split("\n") if ln.strip()] == [["a & b", "2"], ["1", "x"], ["y", ""]]
+    assert plain_text("| a | b |\n| :--- | ---: |\n| 1 | 2 |") == "a\tb\n1\t2"

@@ -68,3 +68,33 @@ def test_job_rows_carry_tables_and_line_regions(ray_local, tmp_path):
     export(out, "md", tmp_path / "md")
     md = (tmp_path / "md" / "table.md").read_text()
     assert "<table>" in md and "Qwen2.5-VL" in md and md.count("PaddleOCR") == 1
+
+
+# ----------------------------------------------------------------------------- figure text, routes (layout stubbed)
+
+
+def _L(text, x0, y0, x1, y1):
+    from pipeline.types import OcrLine
+
+    return OcrLine([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], text, 0.9)
+
+
+def test_figure_text_stays_on_a_table_route_page():
+    # the detector calls a table crop's halves figures; on a page routed as a table their text stays (text_without:
+    # figure is for charts inside documents), on a horizontal page with body text it is left out
+    from actors.layout import Region
+
+    body = [_L(f"body line {k}", 100, 100 + 40 * k, 1100, 130 + 40 * k) for k in range(6)]
+    chart = [_L(str(v), 200 + 100 * k, 500, 230 + 100 * k, 520) for k, v in enumerate((0, 2, 4, 6))]
+    regions = [Region("text", (95, 95, 1105, 335), 0.9), Region("figure", (100, 380, 700, 560), 0.9)]
+    ps = PageStructure(LayoutConfig(tables="off"))
+    ps.layout = lambda image: regions
+    image = np.full((800, 1200, 3), 255, np.uint8)
+    assert ps.cfg.text_without == ["header", "footer", "figure"]  # the default
+    doc = ps(image, body + chart, "horizontal")
+    assert "body line 5" in doc.text and "6" not in doc.text.split() and doc.regions.count("figure") == 4
+    crop = ps(image, body + chart, "table")
+    assert "6" in crop.text.split()
+    keep = PageStructure(LayoutConfig(tables="off", text_without=["header", "footer"]))
+    keep.layout = lambda image: regions
+    assert "6" in keep(image, body + chart, "horizontal").text.split()

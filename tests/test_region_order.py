@@ -165,6 +165,95 @@ def test_wrapped_table_cell_stays_whole():
     assert texts(page) == ["Dx", "first part of a long", "cell text", "10.2", "Ex", "short", "10.3"]
 
 
+def _column(name, x0, x1, y0, rows, h=30, step=40, indent=()):
+    """Lines "name0".."name<rows-1>" of a text column, 40 px apart; rows in `indent` start a paragraph."""
+    return [L(f"{name}{k}", x0 + (30 if k in indent else 0), y0 + step * k, x1, y0 + step * k + h) for k in range(rows)]
+
+
+def test_caption_over_a_full_width_table_goes_with_the_table():
+    # two columns, then "Table 4" and its caption left-aligned (narrower than the left column) over a
+    # full-width table: the caption opens the table, it does not end the left column
+    lines = _column("l", 100, 580, 100, 4) + _column("r", 620, 1100, 100, 4)
+    lines += [L("Table 4", 100, 280, 180, 305), L("Relative densities at 700 MPa.", 100, 310, 500, 335)]
+    cells = [L(f"c{r}{c}", 100 + 330 * c, 350 + 40 * r, 200 + 330 * c, 375 + 40 * r) for r in range(2) for c in range(3)]
+    regions = [("text", (95, 95, 585, 255)), ("text", (615, 95, 1105, 255)), ("table_caption", (95, 305, 505, 340)),
+               ("table", (95, 345, 1105, 420))]
+    got = texts(order_regions(lines + cells, regions))
+    assert got == [f"l{k}" for k in range(4)] + [f"r{k}" for k in range(4)] + \
+        ["Table 4", "Relative densities at 700 MPa.", "c00", "c01", "c02", "c10", "c11", "c12"]
+    # two captions on one row ("Table 1.4.4" right, its title in the middle) both open the table
+    lines2 = [L("Smart ship notations", 400, 100, 700, 125), L("Table 1.4.4", 950, 98, 1050, 127)] + cells
+    regions2 = [("table_caption", (945, 95, 1055, 130)), ("table_caption", (395, 97, 705, 128)), ("table", (95, 345, 1105, 420))]
+    lines2 = [L(t.text, t.x0, t.y0 - 200, t.x1, t.y1 - 200) if t.text.startswith("c") else t for t in lines2]
+    regions2[2] = ("table", (95, 145, 1105, 220))
+    assert texts(order_regions(lines2, regions2))[:3] == ["Smart ship notations", "Table 1.4.4", "c00"]
+
+
+def test_a_paragraph_interrupted_by_a_figure_reads_on():
+    # the left column ends mid-sentence; the right column holds a figure and its caption, then the
+    # sentence goes on ("the density...", lower case) and a new, indented paragraph follows: the
+    # continuation's first paragraph is read before the figure's caption, the rest after it
+    lines = _column("left", 100, 580, 100, 3)
+    lines[-1].text = "and the measured value of"
+    lines += [L("Fig. 4. SEM micrograph of the sample.", 620, 330, 1100, 355)]
+    cont = _column("c", 620, 1100, 400, 4, indent=(2,))
+    cont[0].text = "the density rose by 3%."
+    cont[1].text = "as expected."
+    lines += cont
+    regions = [("text", (95, 95, 585, 215)), ("figure", (620, 100, 1100, 320)), ("figure_caption", (615, 325, 1105, 360)),
+               ("text", (615, 395, 1105, 535))]
+    got = texts(order_regions(lines, regions))
+    assert got == ["left0", "left1", "and the measured value of", "the density rose by 3%.", "as expected.",
+                   "Fig. 4. SEM micrograph of the sample.", "c2", "c3"]
+    # a sentence that ended keeps the figure where the XY-cut put it
+    lines[2] = L("and the measured value.", 100, 180, 580, 210)
+    got = texts(order_regions(lines, regions))
+    assert got.index("Fig. 4. SEM micrograph of the sample.") < got.index("the density rose by 3%.")
+
+
+def test_text_going_on_from_the_previous_page_comes_before_the_floats():
+    lines = [L("Fig. 5. XRD patterns.", 100, 330, 1100, 355)] + _column("c", 100, 1100, 400, 3, indent=(1,))
+    lines[1].text = "was nearly equal to the theoretical density."
+    lines[2].text = "Next paragraph"
+    lines.append(L("(a)", 150, 120, 190, 140))  # a panel letter in the figure
+    regions = [("figure", (100, 100, 1100, 320)), ("text", (95, 325, 1105, 360)), ("text", (95, 395, 1105, 515))]
+    assert texts(order_regions(lines, regions)) == ["was nearly equal to the theoretical density.", "(a)",
+                                                    "Fig. 5. XRD patterns.", "Next paragraph", "c2"]
+    lines[1].text = "Was nearly equal."  # upper case: a new paragraph, nothing moves
+    assert texts(order_regions(lines, regions))[0] == "(a)"
+
+
+def test_figure_text_left_out_with_text_without_figure():
+    body = _column("body", 100, 1100, 100, 6)
+    ticks = [L(str(v), 120, 400 + 30 * k, 150, 420 + 30 * k) for k, v in enumerate((30, 20, 10, 0))]
+    ticks += [L(str(v), 200 + 100 * k, 530, 230 + 100 * k, 550) for k, v in enumerate((0, 2, 4, 6))]
+    caption = L("Fig. 2. Hardness against TiO2 content.", 100, 580, 700, 605)
+    regions = [("text", (95, 95, 1105, 335)), ("figure", (100, 380, 700, 560)), ("figure_caption", (95, 575, 705, 610))]
+    page = order_regions(body + ticks + [caption], regions, text_without=("figure",))
+    assert "Fig. 2. Hardness" in page.text and "body5" in page.text
+    assert not any(t.text in page.text.split() for t in ticks)
+    assert len(page.lines) == len(body) + len(ticks) + 1 and page.labels.count("figure") == len(ticks)  # lines kept
+    kept = order_regions(body + ticks + [caption], regions)
+    assert all(t.text in kept.text.split() for t in ticks)
+    # figures holding most of the page's text (a table crop the detector called a figure) stay
+    grid = [L(f"v{r}{c}", 100 + 120 * c, 100 + 40 * r, 160 + 120 * c, 125 + 40 * r) for r in range(3) for c in range(4)]
+    crop = order_regions(grid, [("figure", (90, 90, 600, 220))], text_without=("figure",))
+    assert crop.text.splitlines()[0] == "v00 v01 v02 v03" and crop.labels == ["table"] * 12
+    # a figure whose text is a grid of many aligned rows is a table, beside body text too
+    rows = [L(f"t{r}{c}", 100 + 120 * c, 400 + 35 * r, 160 + 120 * c, 425 + 35 * r) for r in range(9) for c in range(4)]
+    page = order_regions(body * 3 + rows, [("text", (95, 95, 1105, 335)), ("figure", (90, 390, 600, 720))],
+                         text_without=("figure",))
+    assert "t80 t81 t82 t83" in page.text
+
+
+def test_text_inside_a_figure_box_is_the_figure():
+    body = _column("body", 100, 1100, 100, 4)
+    scale = L("25 KV 500 X 100um", 150, 480, 400, 500)  # an SEM image's data bar, found as a text region
+    regions = [("text", (95, 95, 1105, 255)), ("figure", (100, 300, 700, 520)), ("text", (148, 478, 402, 502))]
+    page = order_regions(body + [scale], regions, text_without=("figure",))
+    assert "25 KV" not in page.text and page.labels[-1] == "figure"
+
+
 # ----------------------------------------------------------------------------- the real model
 
 def _font(size, bold=False):

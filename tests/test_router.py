@@ -13,13 +13,15 @@ from pipeline import page_gen
 from pipeline.page_gen import KINDS, TEST_SEED0, labelled_items, real_pages, real_split, summarise
 
 N_GENERATED = 3  # held-out generated pages per kind (8 kinds): CI on 2 cores stays well under a minute
-# Measured floors, NOT the issue's target (held-out >= 0.95 is not reached yet): on this set (45 real
-# + 24 generated) the router scores 62/69 = 0.899 lenient; per class horizontal 25/28, table 21/22,
-# handwriting 1/3, photo 2/3, vertical 9/9, blank 4/4. The misses are handwriting <-> horizontal
-# (held-out script fonts on white paper; degraded bench scans read as handwriting), one photographed
-# form read as a table and one PubTabNet crop read as text. Raise these as the router improves.
-MIN_OVERALL = 0.89
-MIN_PER_CLASS = {"horizontal": 0.89, "table": 0.95, "vertical": 1.0, "handwriting": 0.33, "photo": 0.66, "blank": 1.0}
+# Measured floors, NOT the issue's target (held-out >= 0.95 is not reached yet; the full held-out part,
+# `python -m pipeline.page_gen --report --n-test 20`, scores 0.937). On this set (45 real + 24 generated)
+# the router scores 65/69 = 0.942 lenient; per class horizontal 26/28, table 21/22, handwriting 2/3,
+# photo 3/3, vertical 9/9, blank 4/4. The misses: a faint typed letter read as handwriting (VLM: slower,
+# same text), a typed letter with a right-hand address block read as a table, one held-out script
+# font read as print (PaddleOCR: worse text) and one PubTabNet crop without rules read as text.
+# The floors leave about one page of slack per class; raise them as the router improves.
+MIN_OVERALL = 0.92
+MIN_PER_CLASS = {"horizontal": 0.92, "table": 0.95, "vertical": 1.0, "handwriting": 0.66, "photo": 0.66, "blank": 1.0}
 
 
 def test_split_is_disjoint_and_deterministic():
@@ -56,3 +58,22 @@ def test_held_out_router_accuracy():
     assert res["accuracy"] >= MIN_OVERALL, (res["accuracy"], res["confusion"], res["misses"])
     for label, floor in MIN_PER_CLASS.items():
         assert acc.get(label, 1.0) >= floor, (label, acc, res["misses"])
+
+
+def test_logistic_fit_recovers_a_separating_direction():
+    """The handwriting score's fitter (page_gen.fit_handwriting uses it on the tuning part)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (400, 2))
+    y = (2 * x[:, 0] - x[:, 1] + 0.5 > 0).astype(float)
+    b = page_gen._logistic(x, y, np.ones(len(y)), lam=0.1)
+    assert b[1] > 0 > b[2] and abs(b[1] / b[2] + 2) < 0.5
+    assert np.mean(((x @ b[1:] + b[0]) > 0) == (y > 0)) > 0.97
+
+
+def test_scan_effects_keep_size_and_ink():
+    img = page_gen.generate("horizontal", 5, dpi=120)
+    for seed in range(12):  # every kind of _scan at least once
+        out = page_gen._scan(page_gen._rnd("scan", seed), img, p=1.0)
+        g = np.asarray(out.convert("L"), np.float32)
+        assert out.size == img.size and out.mode == "RGB"
+        assert np.percentile(g, 1) < 0.75 * np.percentile(g, 90), seed  # the text is still there
