@@ -286,7 +286,8 @@ def main(args, overrides: dict) -> int:
     if getattr(args, "serve", False) or getattr(args, "serve_url", None):
         from pipeline.serve.load import bench_serve, parse_levels
 
-        result["serve"] = bench_serve(files, config, args.serve_url, parse_levels(args.serve_levels))
+        levels = parse_levels(args.serve_levels)
+        result["serve"] = bench_serve(files, config, args.serve_url, levels, batch=ray_job(files, config))
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))
         return 0

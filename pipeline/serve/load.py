@@ -96,13 +96,13 @@ def bare_page_seconds(files: list[str], config, n: int = 8) -> float | None:
     return statistics.median(times)
 
 
-def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8, None), (32, None))) -> dict:
+def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8, None), (32, None)), *,
+                batch: dict) -> dict:
+    """`batch`: the batch job's bench result on the same files (`pipeline.bench.ray_job`), run first."""
     from ray import serve
 
-    from pipeline.bench import ray_job
     from pipeline.serve.app import build_app
 
-    batch = ray_job(files, config)
     stages = batch["mean_stage_seconds"]
     # a VLM row's seconds_ocr is the engine's busy time shared out among the pages in flight (~1 / pool
     # rate), not one page alone: no bare page time in vlm mode (its single-page latency is the c=1 p50)
