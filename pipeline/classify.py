@@ -164,21 +164,25 @@ def _gradient_stats(gray: np.ndarray) -> tuple[float, float]:
     return n_strong / gray.size, float(m[on_axis].sum() / m.sum())
 
 
-def _gap_score(ink: np.ndarray, axis: int) -> tuple[float, float]:
-    """Empty-position fraction and mean ink-run count of profiles along `axis` inside strips.
-
-    axis=1: vertical strips, row profiles (horizontal text lines); axis=0: the transpose.
-    """
+def _strip_profiles(ink: np.ndarray, axis: int):
+    """Per strip with some ink: (profile, lo, hi), the ink share of each position along `axis` and the
+    span [lo, hi) from its first to its last inked position. axis=1: vertical strips, row profiles
+    (horizontal text lines); axis=0: horizontal strips, column profiles."""
     mask = ink if axis == 1 else ink.T
-    total, score, runs = 0.0, 0.0, 0.0
     for strip in np.array_split(mask, N_STRIPS, axis=1):
         if strip.shape[1] == 0:
             continue
         prof = strip.mean(axis=1) / 255.0
         inked = np.flatnonzero(prof >= GAP_EPS)
-        if inked.size < 3:
-            continue
-        prof = prof[inked[0] : inked[-1] + 1]
+        if inked.size >= 3:
+            yield prof, int(inked[0]), int(inked[-1]) + 1
+
+
+def _gap_score(ink: np.ndarray, axis: int) -> tuple[float, float]:
+    """Empty-position fraction and mean ink-run count of profiles along `axis` inside strips."""
+    total, score, runs = 0.0, 0.0, 0.0
+    for prof, lo, hi in _strip_profiles(ink, axis):
+        prof = prof[lo:hi]
         weight = float(prof.sum())
         full = prof >= GAP_EPS
         score += weight * float(1.0 - full.mean())
@@ -193,18 +197,12 @@ def _wide_gap(ink: np.ndarray, min_run: int) -> float:
     """Like col_gap, but only empty column runs at least `min_run` px wide count: the gutters of a
     table, not the aligned letter cells of typewriter (monospace) text."""
     total, score = 0.0, 0.0
-    for strip in np.array_split(ink, N_STRIPS, axis=0):
-        if strip.shape[0] == 0:
-            continue
-        prof = strip.mean(axis=0) / 255.0
-        inked = np.flatnonzero(prof >= GAP_EPS)
-        if inked.size < 3:
-            continue
-        empty = np.r_[0, (prof[inked[0] : inked[-1] + 1] < GAP_EPS).astype(np.int8), 0]
+    for prof, lo, hi in _strip_profiles(ink, 0):
+        empty = np.r_[0, (prof[lo:hi] < GAP_EPS).astype(np.int8), 0]
         edges = np.diff(empty)
         runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
         weight = float(prof.sum())
-        score += weight * float(runs[runs >= min_run].sum()) / (inked[-1] + 1 - inked[0])
+        score += weight * float(runs[runs >= min_run].sum()) / (hi - lo)
         total += weight
     return score / total if total else 0.0
 
