@@ -215,14 +215,33 @@ def add_warnings(batch: pd.DataFrame, i, new: list[str]) -> None:
     batch.at[i, "warnings"] = [*([] if cur is None else list(cur)), *new]
 
 
+def lower_priority(nice: int) -> None:
+    """Add `nice` to the CPU priority value of every thread of this process (Linux keeps it per
+    thread, and threads started later inherit their creator's); a no-op where that is not possible."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [0]  # this thread
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        except OSError:  # a thread that just ended, or not permitted: the others still get it
+            pass
+
+
 class PaddleOcrPredictor:
     """Ray Data callable: OCRs the rows that need it, passes every other row through unchanged.
 
     `skip_routes` are left for the VLM (hybrid mode); with `keep_pixels_below` set, rows read with
     a lower confidence keep their pixels so that the VLM stage can read them again (escalation).
+    `nice` lowers the actor's CPU priority (hybrid mode: `hybrid.paddle_nice`), before its threads start.
     """
 
-    def __init__(self, config: dict, cpu_threads: int | None = None, skip_routes: tuple = (), keep_pixels_below: float | None = None):
+    def __init__(self, config: dict, cpu_threads: int | None = None, skip_routes: tuple = (), keep_pixels_below: float | None = None,
+                 nice: int = 0):
+        lower_priority(nice)
         self.cfg = RunConfig.model_validate(config)
         self.skip_routes = set(skip_routes)
         self.keep_pixels_below = keep_pixels_below

@@ -83,7 +83,13 @@ def engine_args(cfg: VlmConfig) -> dict:
 
         args["distributed_executor_backend"] = "ray"
         os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
-    return {**args, **cfg.engine_kwargs}  # engine_kwargs win
+    args = {**args, **cfg.engine_kwargs}  # engine_kwargs win
+    if not cfg.enforce_eager and isinstance(args.get("compilation_config", {}), dict):
+        # vLLM captures CUDA graphs up to 2 x max_num_seqs tokens by default; past max_num_seqs they
+        # serve only mixed batches that small, which ~1,500-token page prompts seldom make: capturing
+        # them lengthens every engine start, which is on the critical path of the VLM's pages.
+        args["compilation_config"] = {"max_cudagraph_capture_size": cfg.max_num_seqs, **args.get("compilation_config", {})}
+    return args
 
 
 def load_engine(cfg: VlmConfig):

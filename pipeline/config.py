@@ -210,6 +210,12 @@ class HybridConfig(_Strict):
     paddle_gpu_gb: float = Field(
         9.0, gt=0, description="hybrid gpu_split auto: GPU memory per PaddleOCR actor, half for each model's arena "
         "(on an H200, 6 GB left detection 3 GB: batches of 4 pages failed to allocate and were re-read page by page, 2.5x slower).")
+    paddle_nice: int = Field(
+        10, ge=0, le=19, description="hybrid mode with the VLM on a GPU: CPU priority (Unix nice, added) of the PaddleOCR "
+        "actors. The VLM engine's start (vLLM's compile and CUDA-graph capture) and its request preparation are the "
+        "hybrid's critical path; at equal priority 8 PaddleOCR actors beside it lengthened the engine's start on an H200 "
+        "(166 s against 94 s alone). The actors still get every CPU the VLM leaves idle. 0: equal priority. (A VLM on the "
+        "CPU competes for the same cores with its inference: no change there.)")
 
 
 class LayoutConfig(_Strict):

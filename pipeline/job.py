@@ -139,6 +139,8 @@ def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counte
                 "config": config.model_dump(), "cpu_threads": plan.cpu_threads,
                 "skip_routes": tuple(config.hybrid.vlm_routes) if mode == "hybrid" else (),
                 "keep_pixels_below": config.vlm.escalate_below if escalate else None,
+                # the VLM on a GPU: its CPU work (start, request preparation) is small and on the critical path
+                "nice": config.hybrid.paddle_nice if mode == "hybrid" and plan.vlm_device == "gpu" else 0,
             },
             batch_size=p.batch_size,
             batch_format="pandas",

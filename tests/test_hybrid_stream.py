@@ -94,3 +94,30 @@ def test_paddle_rows_are_written_while_the_vlm_starts_and_reads(tiny_vlm_dir, ra
     assert plan.summary()["vlm_engine_up_seconds"][0] > 0
     (phases,) = plan.summary()["vlm_engine_start_phases"]  # where the start went, for the report
     assert phases["build_engine"] > 0 and phases["import_vllm"] >= 0 and phases["process_start"] > 0, phases
+
+
+def test_paddle_actors_yield_the_cpu_to_the_vlm_in_every_thread():
+    """hybrid.paddle_nice: every thread of the process, those already running and those started after."""
+    import subprocess
+    import sys
+
+    code = """
+import os, threading
+from actors.paddle_ocr import lower_priority
+def nice(tid=0):
+    return os.getpriority(os.PRIO_PROCESS, tid)
+base = nice()
+go = threading.Event(); seen = {}
+early = threading.Thread(target=lambda: (go.wait(), seen.__setitem__('early', nice(threading.get_native_id()))))
+early.start()
+lower_priority(7)
+late = threading.Thread(target=lambda: seen.__setitem__('late', nice(threading.get_native_id())))
+late.start(); late.join(); go.set(); early.join()
+print(base, nice(), seen['early'], seen['late'])
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    base, main, early, late = map(int, out.stdout.split())
+    assert (main, early, late) == (base + 7,) * 3, out
+    from pipeline.config import HybridConfig
+
+    assert HybridConfig().paddle_nice == 10

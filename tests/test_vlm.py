@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
-from actors.vlm import VlmConfig, looks_repetitive, page_max_tokens
+from actors.vlm import VlmConfig, engine_args, looks_repetitive, page_max_tokens
 from actors.vlm_engine import VlmEngine
 from actors.vlm_predictor import VlmPredictor
 from tests.conftest import needs_vllm, tiny_vlm_config
@@ -44,6 +44,15 @@ def test_looks_repetitive(text, expected):
 def test_config_rejects_unknown_keys():
     with pytest.raises(Exception, match="nope"):
         VlmConfig(nope=1)
+
+
+def test_cuda_graphs_are_captured_up_to_max_num_seqs_and_user_settings_win():
+    args = engine_args(VlmConfig(max_num_seqs=96))
+    assert args["compilation_config"] == {"max_cudagraph_capture_size": 96}
+    mine = {"pass_config": {"fuse_allreduce_rms": False}, "max_cudagraph_capture_size": 32}
+    args = engine_args(VlmConfig(max_num_seqs=96, engine_kwargs={"compilation_config": mine}))
+    assert args["compilation_config"] == mine
+    assert "compilation_config" not in engine_args(VlmConfig(enforce_eager=True))  # no graphs to capture
 
 
 # --- the real engine ----------------------------------------------------------------------------

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The GPU figures of README "Speed", on the lent GPU machine (cluster/gpu-bench/README.md).
 # One call runs several steps, in order:
-#   bash cluster/gpu-bench/gpu.sh install pages:2000 paddle
-#   bash cluster/gpu-bench/gpu.sh hybrid
-#   bash cluster/gpu-bench/gpu.sh vlm vlmraw
+#   bash cluster/gpu-bench/gpu.sh install pages:2000 warm paddle
+#   bash cluster/gpu-bench/gpu.sh hybrid vlm          (VLM_PAGES=600: vlm only on the first 600 pages)
+#   bash cluster/gpu-bench/gpu.sh vlmraw
 #   bash cluster/gpu-bench/gpu.sh servepaddle        (bench --serve: the batch job, then the Serve app at 1, 8, 32)
 #   bash cluster/gpu-bench/gpu.sh servevlm           (the same for the VLM, random weights; --serve-levels below)
-# Steps: install | pages:N | paddle | hybrid | vlm | vlmraw | fp8 | servepaddle | servevlm | check
+# Steps: install | pages:N | warm | paddle | hybrid | vlm | vlmraw | fp8 | servepaddle | servevlm | check
+# warm: one vLLM start in a plain process (Triton, Inductor and FlashInfer caches filled, as on any node that
+# started vLLM before), so that the runs after it start alike; torch.compile itself runs on every start
+# (VLLM_DISABLE_COMPILE_CACHE=1). Its time is the cold start of raw vLLM on this machine.
 # Each bench step writes $OUT/NAME.log (the bench's whole output, live) and $OUT/NAME.tgz
 # (json, nvidia-smi trace, report.md/json, per-row CSV, grep of the driver and Ray logs).
 # CALL_LIMIT (default 590 s): no bench is given more than what is left of it (less 35 s to pack up).
@@ -20,6 +23,7 @@ TIKTOKEN=${TIKTOKEN:-$ROOT/.device-lists/qwen.tiktoken}  # pipeline/bench_model.
 OUT=${OUT:-/root/out-local}
 mkdir -p "$OUT" /root/out /root/stage
 export PYTHONPATH=/root/site:$SNAP RAY_AUTH_MODE=disabled VLLM_DISABLE_COMPILE_CACHE=1 PYTHONUNBUFFERED=1
+export VLLM_LOGGING_LEVEL=${VLLM_LOGGING_LEVEL:-INFO}   # the engine's start phases in the logs (compile, graphs, KV cache)
 DUMMY=(--set vlm.model=/root/qwen7b --set vlm.load_format=dummy --set vlm.ignore_eos=true --set vlm.max_tokens=800
        --set vlm.max_retries=0 --set vlm.repeat_max_pattern_tokens=0 --set vlm.enable_prefix_caching=false)
 
@@ -66,6 +70,26 @@ print(len(p), 'pages', sum('_v' in x for x in p), 'vertical', sum('_d' in x for 
   say "pages took $(( $(date +%s) - t0 )) s"
 }
 
+warm() {
+  local t0; t0=$(date +%s)
+  (cd "$SNAP" && timeout -k 10 300 python3 - <<'EOF'
+import time
+t0 = time.time()
+import numpy as np
+from actors.vlm import build_request, load_engine, sampling_params
+from pipeline.config import load_config
+cfg = load_config("configs/gpu-vlm-bench.yaml", {"vlm.model": "/root/qwen7b"}).vlm.model_copy(update={"max_tokens": 8})
+engine = load_engine(cfg)
+t1 = time.time()
+engine.generate([build_request(np.full((896, 640, 3), 255, np.uint8), cfg, engine.get_tokenizer())],
+                sampling_params(cfg, 0.0, 1), use_tqdm=False)
+print(f"warm: raw vLLM up after {t1 - t0:.1f} s, first page after {time.time() - t0:.1f} s", flush=True)
+EOF
+  ) > "$OUT/warm.log" 2>&1
+  grep -E "warm:|took|Graph capturing|torch.compile|Traceback|Error" "$OUT/warm.log" | cut -c1-300 | tail -20
+  say "warm took $(( $(date +%s) - t0 )) s"
+}
+
 # bench NAME CAP_S ARGS...  (ARGS after `bench`, without --json)
 bench() {
   local name=$1 cap=$2; shift 2
@@ -97,11 +121,14 @@ bench() {
   } > "$st/counts.txt"
   grep -n -E "BFCArena|Error in memory profiling|Traceback|rror|vlm engine|WARNING|ready after" "$OUT/$name.log" | cut -c1-600 | head -400 > "$st/driver.grep"
   grep -H -n -E "BFCArena|Error in memory profiling|Traceback|rror|vlm engine|ready after|KV cache|memory" $logs/*.err $logs/*.out 2>/dev/null | cut -c1-600 | head -800 > "$st/raylogs.grep"
+  # vLLM's own start phases (INFO): weights, torch.compile, CUDA graphs, KV cache, the whole init
+  grep -h -E "Loading weights took|Model loading took|torch.compile takes|Dynamo bytecode|Compiling a graph|Graph capturing finished|init engine|KV cache|Available KV|Maximum concurrency" \
+    $logs/*.err $logs/*.out "$OUT/$name.log" 2>/dev/null | cut -c1-300 | head -60 > "$st/vllm-start.txt"
   (cd "$logs" 2>/dev/null && find . -maxdepth 1 -type f \( -name '*.err' -o -name '*.out' \) -size -4M -size +0 | tar -czf "$st/raylogs.tgz" -T - ) 2>/dev/null
   (cd "$SNAP" && timeout 120 python3 "$HERE/post.py" "$name" "$st") 2>&1 | tee "$st/post.txt"
   tar -czf "$OUT/$name.tgz" -C /root/stage "$name"
   if [ "$(stat -c %s "$OUT/$name.tgz")" -gt 15000000 ]; then rm "$st/raylogs.tgz"; tar -czf "$OUT/$name.tgz" -C /root/stage "$name"; fi
-  cat "$st/counts.txt"
+  cat "$st/counts.txt" "$st/vllm-start.txt"
   grep -E "pages/min|mixture|escalated|ratio|writer|hybrid:|only:|baseline|without engine|serve at" "$OUT/$name.log" | tail -12 | cut -c1-1500
   ls -la "$OUT"
   return 0
@@ -112,9 +139,10 @@ for step in "$@"; do
     install) install || { say "install FAILED"; exit 1; } ;;
     pages:*) pages "${step#pages:}" || { say "pages FAILED"; exit 1; } ;;
     check) versions ;;
+    warm) warm ;;
     paddle) bench paddle 300 --config configs/gpu.yaml --skip-baseline ;;
     hybrid) bench hybrid 560 --config configs/gpu-hybrid.yaml --skip-baseline "${DUMMY[@]}" ;;
-    vlm) bench vlm 420 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages 1000 --skip-baseline ;;
+    vlm) bench vlm 420 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages ${VLM_PAGES:-1000} --skip-baseline ;;
     vlmraw) bench vlmraw 420 --pages 200 --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
               --set vlm.max_tokens_spread=0.5 ;;
     fp8) bench fp8 400 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages 400 --skip-baseline \
