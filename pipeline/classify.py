@@ -1,7 +1,7 @@
 """Cheap CPU-only page classifier: picks the OCR route for a rendered page.
 
 `classify_page(rgb)` downscales the page (longest side near MAX_SIDE), then computes a handful
-of features and applies fixed thresholds (module-level constants below). Features:
+of features, applies fixed thresholds (module-level constants below) and a learned model. Features:
 
 - ``ink_ratio``: fraction of "ink" pixels, i.e. pixels clearly darker than the local paper
   (paper = a max-filtered, heavily downscaled copy of the page, so shading/yellow paper is not ink).
@@ -35,13 +35,15 @@ of features and applies fixed thresholds (module-level constants below). Feature
   least REPEAT_MIN times: type prints the same letter shape again and again, a hand never quite does.
 - ``gutter_gap``: ``wide_col_gap`` counting only runs at least GUTTER of the width: a table's
   column gutters, not the word gaps that line up in double-spaced typewritten text.
+- ``stroke_cv``, ``cell_share``, ``aligned_cells``, ``cells_per_row``, ``cell_width``: stroke-width spread
+  and the phrase/cell layout of the text lines (pipeline/classify_lines.py): a table's cells line up in
+  columns past gutters, a letter's right-hand address block has nothing to its left.
 
-Decision order: photo -> blank -> vertical -> table -> handwriting -> horizontal (fallback).
-Handwriting is a logistic score (axis_energy, line_sharpness, height_peak, shape_repeat) fitted on
-the tuning part (`python -m pipeline.page_gen --fit`; thresholds picked on the tuning part too:
-the pure-white-paper threshold HW_MIN_SCORE_WHITE came out no higher than the other). With only 5 real handwriting pages (all in the tuning part), that rule is
-still the weakest one; its errors are the accepted ones: handwriting read as print goes to
-PaddleOCR (worse text), print read as handwriting goes to the VLM (slower, same quality).
+Decision (`decide`): hand-set rules first (`rule_route`: photo -> blank -> vertical), then, for the pages
+they leave, a multinomial logistic model over 23 of the features (classify_lines.MODEL_W: horizontal,
+table, handwriting, or vertical for columns the rule missed), fitted on the tuning part only (`python -m
+pipeline.page_gen --fit`). Its errors cost differently: handwriting read as print goes to PaddleOCR (worse
+text), print read as handwriting goes to the VLM (slower, same quality); the fit weights handwriting 1.5.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pipeline.classify_lines import cell_features, model_route, stroke_width_cv
 from pipeline.types import ROUTES, Classification
 
 MAX_SIDE = 1000  # downscale by an integer factor to a longest side near this (px)
@@ -77,26 +80,11 @@ PHOTO_MIN_MIDTONE = 0.30  # dominated by mid-tones ...
 PHOTO_MAX_ROW_GAP = 0.30  # ... without regular text lines
 VERTICAL_MARGIN = 0.08  # col_gap must beat row_gap by this much ...
 VERTICAL_MAX_ROW_GAP = 0.38  # ... and rows must be dense (tables have both kinds of gaps)
-TABLE_MIN_CROSSINGS = 16  # ruled grid: this many rule crossings, or
-TABLE_MIN_WIDE_GAP = 0.22  # whitespace gutters (wide_col_gap) together with row gaps
-TABLE_MIN_ROW_GAP = 0.35
-TABLE_MIN_GUTTER = 0.10  # ... of which this share in gutters at least GUTTER wide (a letter's address block has few)
-TABLE_MIN_INK = 0.004  # sparse pages (title, contents) have both gaps too; they stay text
 PAGE_PHOTO_MIN_MIDTONE = 0.17  # a photographed page: many mid-tones (shading, background) ...
 PAGE_PHOTO_MAX_PAPER = 232  # ... and no bright paper anywhere (uneven light), even with text lines
 BORDER_MIN_SIDES = 2.0  # or: the desk around the page fills this many sides' outer bands (border_dark),
 BORDER_MIN_MIDTONE = 0.15  # with mid-tones, on paper that is not a digital render's white
 BORDER_MAX_PAPER = 250
-# handwriting score (logistic fit on the tuning part: pipeline.page_gen.fit_handwriting): few axis-aligned
-# strokes, soft wavy text lines, letter heights and shapes that do not repeat exactly. Fitted before the
-# generator's last scan fix; a refit now (--fit) gives 25.42, -28.41, -24.88, -4.95, -3.68, which with
-# HW_MIN_SCORE -1 / HW_MIN_SCORE_WHITE 1 / HW_MAX_MIDTONE 0.15 ties these constants on the tuning part
-# (93.0% of its generated + real pages); these stay, as they are the ones measured on the held-out part.
-HW_BIAS, HW_AXIS, HW_SHARP, HW_PEAK, HW_REPEAT = 22.7, -25.52, -22.28, -4.3, -3.63
-HW_MIN_SCORE = 0.0  # handwriting above this score ...
-HW_WHITE_PAPER = 250  # ... or above HW_MIN_SCORE_WHITE on pure white paper (digital renders are print)
-HW_MIN_SCORE_WHITE = 0.0  # (the tuning part no longer asks for more on white paper; kept as a knob)
-HW_MAX_MIDTONE = 0.18  # ink strokes are paper or ink; a blurred print scan is full of grey edges
 
 
 def _downscale(image: np.ndarray) -> np.ndarray:
@@ -311,16 +299,13 @@ def page_features(image: np.ndarray) -> dict[str, float]:
         "line_sharpness": _line_sharpness(text_ink),
         "wide_col_gap": float(_wide_gap(text_ink, max(2, round(WIDE_GAP * text_ink.shape[1])))),
         "border_dark": _border_dark(gray, paper_white),
+        "stroke_cv": stroke_width_cv(text_ink),
+        **cell_features(text_ink),
     }
 
 
-def handwriting_score(f: dict[str, float]) -> float:
-    return (HW_BIAS + HW_AXIS * f["axis_energy"] + HW_SHARP * f["line_sharpness"] + HW_PEAK * f["height_peak"]
-            + HW_REPEAT * f["shape_repeat"])
-
-
-def decide(f: dict[str, float]) -> str:
-    """Map features to a route (first matching rule wins); always one of ROUTES."""
+def rule_route(f: dict[str, float]) -> str | None:
+    """The hand-set rules, in order photo -> blank -> vertical; None for the pages left to the model."""
     if f["colour_ratio"] >= PHOTO_MIN_COLOUR or (
         f["midtone_ratio"] >= PHOTO_MIN_MIDTONE and f["row_gap"] < PHOTO_MAX_ROW_GAP
     ) or (f["midtone_ratio"] >= PAGE_PHOTO_MIN_MIDTONE and f["paper_level"] < PAGE_PHOTO_MAX_PAPER) or (
@@ -331,16 +316,12 @@ def decide(f: dict[str, float]) -> str:
         return "blank"
     if f["col_gap"] > f["row_gap"] + VERTICAL_MARGIN and f["row_gap"] < VERTICAL_MAX_ROW_GAP:
         return "vertical"
-    if f["ink_ratio"] >= TABLE_MIN_INK and (
-        f["rule_crossings"] >= TABLE_MIN_CROSSINGS
-        or (f["wide_col_gap"] >= TABLE_MIN_WIDE_GAP and f["gutter_gap"] >= TABLE_MIN_GUTTER and f["row_gap"] >= TABLE_MIN_ROW_GAP)
-    ):
-        return "table"
-    if f["midtone_ratio"] < HW_MAX_MIDTONE and handwriting_score(f) > (
-        HW_MIN_SCORE if f["paper_level"] < HW_WHITE_PAPER else HW_MIN_SCORE_WHITE
-    ):
-        return "handwriting"
-    return "horizontal"
+    return None
+
+
+def decide(f: dict[str, float]) -> str:
+    """Map features to a route: the rules first, then the learned model (classify_lines.model_route)."""
+    return rule_route(f) or model_route(f)
 
 
 def classify_page(image: np.ndarray) -> Classification:

@@ -9,10 +9,14 @@ and baseline jitter, elastic wobble, pen width, lined or squared or plain paper,
 handwriting; photos of pages (perspective, lighting, background, blur, JPEG) -> photo; plain text pages,
 tables, vertical Chinese (pymupdf's CJK font; some from pipeline.bench.synthetic_page) and blank pages.
 Most kinds are sometimes "scanned" again (resolution loss, JPEG, bitonal, dark copy, grey scan).
-Seeds >= TEST_SEED0 are the held-out part, which also draws on fonts (HELDOUT_FONTS) that tuning seeds
-never use. `python -m pipeline.page_gen --report` prints router accuracy and confusion on the tuning and
-held-out parts (real labelled pages split by `real_split`, plus generated pages); `--fit` refits the
-handwriting score of pipeline/classify.py on the tuning part only.
+Seeds >= TEST_SEED0 are held out and also draw on fonts (HELDOUT_FONTS) that tuning seeds never use: the
+first held-out part (TEST_SEED0 .. FRESH_SEED0-1, looked at while the router was tuned, so its pages are kept
+exactly as they were) and the fresh held-out part (seeds >= FRESH_SEED0, measured once after the tuning).
+Tuning and fresh seeds also draw the later variations (`varied`: 150/240 DPI, office type and long address
+blocks, neat or letter-by-letter hands, pen widths, letterheads, short borderless tables). `python -m
+pipeline.page_gen --report` prints router accuracy and confusion per part (real labelled pages split by
+`real_split` join the tuning and first held-out parts); `--fit` refits the router's model
+(pipeline/classify_lines.py) on the tuning part only.
 """
 
 from __future__ import annotations
@@ -33,12 +37,23 @@ from pipeline.page_gen_kinds import GENERATORS
 KINDS = {"typed_letter": "horizontal", "form": "table", "handwriting": "handwriting", "photo_of_page": "photo",
          "horizontal": "horizontal", "table": "table", "vertical": "vertical", "blank": "blank"}
 ALSO_OK = {"form": {"horizontal"}}  # a form read as plain text still goes to PaddleOCR
-TEST_SEED0 = 1_000_000  # seeds from here on: held-out part
+TEST_SEED0 = 1_000_000  # seeds from here on: held-out part (the first one, looked at while tuning)
+FRESH_SEED0 = 2_000_000  # seeds from here on: the fresh held-out part, measured once after the tuning
+DPI_CHOICES = (1.0, 1.0, 1.0, 0.81, 1.3)  # varied pages: 185 DPI, or 150 / 240
+
+
+def varied(seed: int) -> bool:
+    """Tuning and fresh held-out seeds draw the later variations (page_gen_kinds' `v`, other DPIs); the first
+    held-out part (TEST_SEED0 .. FRESH_SEED0-1) does not, so its pages stay the ones measured before."""
+    return not TEST_SEED0 <= seed < FRESH_SEED0
 
 
 def generate(kind: str, seed: int, dpi: int = 185) -> Image.Image:
-    """Page `seed` of `kind` (a key of KINDS); seeds >= TEST_SEED0 belong to the held-out part."""
-    return GENERATORS[kind](_rnd(kind, seed), dpi, seed >= TEST_SEED0)
+    """Page `seed` of `kind` (a key of KINDS); seeds >= TEST_SEED0 belong to the held-out parts (held-out fonts)."""
+    v = _rnd(kind + ":v", seed) if varied(seed) else None
+    if v is not None:
+        dpi = round(dpi * _rnd(kind + ":dpi", seed).choice(DPI_CHOICES))
+    return GENERATORS[kind](_rnd(kind, seed), dpi, seed >= TEST_SEED0, v)
 
 
 def labelled_items(n_per_kind: int, seed: int = 0, dpi: int = 185):
@@ -110,51 +125,68 @@ def print_summary(title: str, res: dict) -> None:
         print("  miss", m)
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarray:
-    """L2-regularised logistic regression (Newton steps on standardised features): [bias, coefficients...]."""
+def _softmax_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, k: int, lam: float, iters: int = 3000):
+    """L2-regularised multinomial logistic regression (full-batch gradient descent with momentum on
+    standardised features): (weights d x k, biases k) on the raw features."""
     mu, sd = x.mean(0), x.std(0) + 1e-9
-    z = np.c_[np.ones(len(x)), (x - mu) / sd]
-    b, reg = np.zeros(z.shape[1]), lam * np.diag(np.r_[0.0, np.ones(z.shape[1] - 1)])
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-z @ b))
-        b -= np.linalg.solve((z * (w * p * (1 - p))[:, None]).T @ z + reg, z.T @ (w * (p - y)) + reg @ b)
-    coef = b[1:] / sd
-    return np.r_[b[0] - (coef * mu).sum(), coef]
+    z, onehot = (x - mu) / sd, np.eye(k)[y]
+    wt, b, vw, vb = np.zeros((z.shape[1], k)), np.zeros(k), np.zeros((z.shape[1], k)), np.zeros(k)
+    for _ in range(iters):
+        s = z @ wt + b
+        p = np.exp(s - s.max(1, keepdims=True))
+        g = (p / p.sum(1, keepdims=True) - onehot) * (w / w.sum())[:, None]
+        vw, vb = 0.9 * vw - 0.5 * (z.T @ g + lam * wt), 0.9 * vb - 0.5 * g.sum(0)
+        wt, b = wt + vw, b + vb
+    return wt / sd[:, None], b - mu @ (wt / sd[:, None])
 
 
-def fit_handwriting(n_per_kind: int = 80, real_weight: float = 5.0, lam: float = 0.3) -> dict[str, float]:
-    """Refit classify.HW_* on the tuning part only: pages labelled horizontal or handwriting (generated
-    typed letters, text pages and handwriting, seeds 0..n-1, plus the real "tune" pages, weighted
-    `real_weight`) that reach the handwriting rule; prints and returns the new constants."""
-    from pipeline import classify
+FIT_WEIGHTS = {"real": 6.0, "form": 0.5, "handwriting": 1.5}  # per page: real ones, forms (text is fine), handwriting
 
-    items = [it[1:] for it in real_pages() if it[0] == "tune"]
-    items += [it for it in labelled_items(n_per_kind, 0) if it[0].split("/")[1] in ("handwriting", "typed_letter", "horizontal")]
-    names = ("axis_energy", "line_sharpness", "height_peak", "shape_repeat")
+
+def router_training_rows(n_per_kind: int = 80):
+    """(name, features, label) of the tuning part: real "tune" pages plus generated seeds 0..n-1."""
+    from pipeline.classify import page_features
+
+    items = [it[1:] for it in real_pages() if it[0] == "tune"] + labelled_items(n_per_kind, 0)
+    return [(name, page_features(load()), label) for name, load, label, _ in items]
+
+
+def fit_router(rows, lam: float = 0.01):
+    """Fit classify_lines.MODEL_W/MODEL_B on `rows` (router_training_rows): the pages that reach the model
+    (past the photo, blank and vertical rules) with a label among MODEL_CLASSES."""
+    from pipeline import classify, classify_lines as cl
+
     x, y, w = [], [], []
-    for name, load, label, _ in items:
-        f = classify.page_features(load())
-        # pages that pass the photo/blank/vertical/table rules end as handwriting or horizontal
-        if label in ("horizontal", "handwriting") and classify.decide(f) in ("horizontal", "handwriting"):
-            x.append([f[k] for k in names])
-            y.append(label == "handwriting")
-            w.append(real_weight if not name.startswith("gen/") else 1.0)
-    b = _logistic(np.array(x), np.array(y, float), np.array(w), lam)
-    out = dict(zip(("HW_BIAS", "HW_AXIS", "HW_SHARP", "HW_PEAK", "HW_REPEAT"), (round(float(v), 2) for v in b)))
-    print(f"{len(y)} pages reach the handwriting rule ({int(sum(y))} handwriting):", out)
-    return out
+    for name, f, label in rows:
+        if label in cl.MODEL_CLASSES and classify.rule_route(f) is None:
+            kind = name.split("/")[1] if name.startswith("gen/") else "real"
+            x.append(cl.model_vector(f))
+            y.append(cl.MODEL_CLASSES.index(label))
+            w.append(FIT_WEIGHTS.get(kind, 1.0) * FIT_WEIGHTS.get(label, 1.0))
+    return _softmax_fit(np.array(x), np.array(y), np.array(w), len(cl.MODEL_CLASSES), lam)
+
+
+def print_model(wt: np.ndarray, b: np.ndarray) -> None:
+    from pipeline import classify_lines as cl
+
+    print("MODEL_W = (  # " + ", ".join(cl.MODEL_CLASSES))
+    for k, row in zip(cl.MODEL_FEATURES, wt):
+        print("    (" + ", ".join(f"{v:.4g}" for v in row) + f"),  # {k}")
+    print(")\nMODEL_B = (" + ", ".join(f"{v:.4g}" for v in b) + ")")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Router accuracy on the tuning and held-out parts (no Ray needed).")
-    ap.add_argument("--report", action="store_true", help="print accuracy, per class and confusion for both parts")
+    ap.add_argument("--report", action="store_true", help="print accuracy, per class and confusion for each part")
     ap.add_argument("--n-tune", type=int, default=20, help="generated tuning pages per kind")
     ap.add_argument("--n-test", type=int, default=10, help="generated held-out pages per kind")
+    ap.add_argument("--n-fresh", type=int, default=10, help="generated pages per kind of the fresh held-out part")
+    ap.add_argument("--parts", default="tune,test,fresh", help="which parts to report: tune, test, fresh")
     ap.add_argument("--save", help="only write held-out generated pages as PNGs to this folder")
-    ap.add_argument("--fit", action="store_true", help="only refit the handwriting score on the tuning part")
+    ap.add_argument("--fit", action="store_true", help="only refit the router's model on the tuning part (80 pages per kind)")
     args = ap.parse_args(argv)
     if args.fit:
-        fit_handwriting()
+        print_model(*fit_router(router_training_rows()))
         return 0
     if args.save:
         Path(args.save).mkdir(parents=True, exist_ok=True)
@@ -163,11 +195,16 @@ def main(argv=None) -> int:
                 generate(k, s).save(Path(args.save) / f"{k}_{s}.png")
         return 0
     real = real_pages()
-    for part, n, s0 in (("tuning", args.n_tune, 0), ("held-out", args.n_test, TEST_SEED0)):
-        r = route_all([it[1:] for it in real if it[0] == ("tune" if part == "tuning" else "test")])
+    parts = {"tuning": (args.n_tune, 0, "tune"), "held-out": (args.n_test, TEST_SEED0, "test"),
+             "fresh held-out": (args.n_fresh, FRESH_SEED0, None)}
+    for part in args.parts.split(","):
+        part = {"tune": "tuning", "test": "held-out", "fresh": "fresh held-out"}.get(part, part)
+        n, s0, real_part = parts[part]
+        r = route_all([it[1:] for it in real if it[0] == real_part])
         g = route_all(labelled_items(n, s0))
         for title, rows in (("real pages", r), ("generated pages", g), ("all", r + g)):
-            print_summary(f"{part} part, {title}", summarise(rows))
+            if rows:
+                print_summary(f"{part} part, {title}", summarise(rows))
     return 0
 
 

@@ -1,6 +1,9 @@
 """The page kinds of the router's generator (pipeline/page_gen.py): one function per kind, each
-`kind(r, dpi, test) -> PIL RGB page` drawn from the seeded `random.Random` r; `test` selects the
-held-out font pool. GENERATORS maps the kind names of page_gen.KINDS to them.
+`kind(r, dpi, test, v=None) -> PIL RGB page` drawn from the seeded `random.Random` r; `test` selects the
+held-out font pool. `v`, a second seeded Random (None for the first held-out part, whose pages stay as they
+were measured), draws the later variations: proportional office type and long right-hand address blocks in
+letters, neat or letter-by-letter hands and pen widths, letterhead blocks on text pages, short borderless
+tables. GENERATORS maps the kind names of page_gen.KINDS to them.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from pipeline.page_gen_base import (VOCAB, _canvas, _compose, _font, _paper, _po
                                     hand_fonts, mono_fonts, text_fonts)
 
 
-def typed_letter(r: random.Random, dpi: int, test: bool) -> Image.Image:
+def typed_letter(r: random.Random, dpi: int, test: bool, v: random.Random | None = None) -> Image.Image:
     mask, d, w, h = _canvas(dpi)
     px = dpi * r.uniform(9, 13) / 72
     font = _font(r.choice(_pool(mono_fonts(), test)), px)
+    office = v is not None and v.random() < 0.3  # a letter typed on an office machine in a book face
+    if office:
+        font = _font(v.choice(_pool(text_fonts(), test)), px)
     adv, pitch = font.getlength("M"), px * r.choice([1.2, 1.3, 1.5, 2.0])
     left, y = int(w * r.uniform(0.09, 0.16)), int(h * r.uniform(0.05, 0.1))
     cols = int((w - 2 * left) / adv)
@@ -36,7 +42,7 @@ def typed_letter(r: random.Random, dpi: int, test: bool) -> Image.Image:
         y += int(px * 1.5)
     lines: list[tuple[int, str]] = []  # (indent in characters, text)
     right = cols - 26
-    for _ in range(r.randint(0, 3)):  # sender address, right
+    for _ in range(r.randint(0, 3) + (v.randint(0, 4) if v is not None and v.random() < 0.4 else 0)):  # sender address, right
         lines.append((right, f"{r.randint(1, 99)} {r.choice(VOCAB).capitalize()} Street"[:26]))
     lines += [(right if r.random() < 0.6 else 0, f"{r.randint(1, 28)} {r.choice(['May', 'June', 'March', 'October'])} 19{r.randint(10, 69)}"), (0, "")]
     for _ in range(r.randint(2, 4)):  # recipient
@@ -60,6 +66,10 @@ def typed_letter(r: random.Random, dpi: int, test: bool) -> Image.Image:
     for indent, text in lines:
         if y > h - 5 * pitch:
             break
+        if office:  # proportional type: whole lines, no key jitter
+            d.text((left + indent * adv, y), text.strip(), fill=int(ink_base * r.uniform(0.8, 1.0)), font=font)
+            y += pitch
+            continue
         for i, ch in enumerate(text):
             if ch != " ":  # typewriter: each key strikes a little off and with its own force
                 d.text((left + (indent + i) * adv + r.gauss(0, 0.4), y + r.gauss(0, px * 0.03)), ch,
@@ -69,12 +79,14 @@ def typed_letter(r: random.Random, dpi: int, test: bool) -> Image.Image:
         _signature(r, mask, left + right * adv, y + pitch * 0.3, px, test)
     aged = r.choice([0.0, 0.3, 0.6, 0.9, 1.0])
     ink = r.choice([(25, 25, 30), (60, 45, 40), (40, 40, 90), (80, 50, 120), (90, 90, 95)])  # black, brown, blue, carbon, faded
+    if v is not None and v.random() < 0.25:  # a worn ribbon: thin, broken strokes
+        mask = _pen(v, mask, -1)
     img = _compose(r, mask, _paper(r, w, h, aged), ink, skew=r.uniform(-1.5, 1.5), blur=r.uniform(0, 1.6),
                    noise=r.uniform(0, 8), fade=r.choice([0.0, 0.0, 0.3, 0.5]))
     return _scan(r, img, 0.4)
 
 
-def form(r: random.Random, dpi: int, test: bool) -> Image.Image:
+def form(r: random.Random, dpi: int, test: bool, v: random.Random | None = None) -> Image.Image:
     mask, d, w, h = _canvas(dpi)
     px = dpi * r.uniform(9, 11) / 72
     faces = _pool(text_fonts(), test)
@@ -150,7 +162,31 @@ def _ruled_paper(r: random.Random, paper: np.ndarray, y0: float, pitch: float, p
     return paper
 
 
-def handwriting(r: random.Random, dpi: int, test: bool) -> Image.Image:
+def _pen(v: random.Random, mask: Image.Image, sign: int) -> Image.Image:
+    """A broader pen (sign 1: the strokes dilated) or a thin, dry one (-1: eroded, some pixels lost)."""
+    a = np.asarray(mask)
+    k = np.ones((2, 2) if v.random() < 0.7 else (3, 3), np.uint8)
+    if sign > 0:
+        return Image.fromarray(cv2.dilate(a, k))
+    thin = cv2.erode(a, np.ones((2, 1) if v.random() < 0.5 else (1, 2), np.uint8))
+    keep = np.random.default_rng(v.randrange(1 << 30)).random(a.shape) > v.uniform(0, 0.25)
+    return Image.fromarray(np.where(keep, np.maximum(thin, a // 3), thin).astype(np.uint8))
+
+
+def _letters(r: random.Random, word: str, name: str, wpx: float, fill: int, width: int, jitter: float) -> Image.Image:
+    """A word drawn letter by letter, each with its own size, baseline and advance: no two letters alike."""
+    f = _font(name, wpx)
+    wi = Image.new("L", (int(f.getlength(word) * (1 + jitter) + wpx), int(wpx * 2.2)), 0)
+    dw, x = ImageDraw.Draw(wi), 4.0
+    for ch in word:
+        lf = _font(name, wpx * (1 + r.uniform(-jitter, jitter)))
+        dw.text((x, wpx * (0.3 + r.gauss(0, jitter * 0.5))), ch, fill=fill, font=lf, stroke_width=width)
+        x += lf.getlength(ch) * (1 + r.uniform(-jitter, jitter) * 0.5)
+    box = wi.getbbox()
+    return wi.crop((0, 0, min(wi.size[0], box[2] + 4), wi.size[1])) if box else wi
+
+
+def handwriting(r: random.Random, dpi: int, test: bool, v: random.Random | None = None) -> Image.Image:
     mask, d, w, h = _canvas(dpi)
     name = r.choice(_pool(hand_fonts(), test))
     px = dpi * r.uniform(10, 24) / 72
@@ -164,6 +200,9 @@ def handwriting(r: random.Random, dpi: int, test: bool) -> Image.Image:
     amp, period, slant = px * r.uniform(0, 0.25), w * r.uniform(0.3, 1.0), r.uniform(-0.35, 0.1)
     size_jitter, slant_jitter = r.choice([0.03, 0.06, 0.1, 0.18]), r.choice([0.02, 0.05, 0.12])  # a hand never repeats exactly
     width = max(0, r.choice([0, 0, 1, 1, 2]) - (px < 40))
+    style = v.choice(["word", "word", "neat", "letters", "letters"]) if v is not None else "word"
+    if style == "neat":  # a careful, regular hand: little size, slant or baseline change
+        size_jitter, slant_jitter, amp = 0.02, 0.01, 0.0
     n_lines = r.randint(5, max(5, int((h * 0.9 - y0) / pitch)))
     for li in range(n_lines):
         x, right = left + r.gauss(0, px * 0.3), w * r.uniform(0.75, 0.93)
@@ -173,9 +212,12 @@ def handwriting(r: random.Random, dpi: int, test: bool) -> Image.Image:
         for word in " ".join(_sentence(r) for _ in range(3)).split():
             wpx = px * (1 + r.uniform(-size_jitter, size_jitter))  # letters grow and shrink along the line
             wf = _font(name, wpx)
-            size = wf.getbbox(word)
-            wi = Image.new("L", (size[2] + 8, int(wpx * 2)), 0)
-            ImageDraw.Draw(wi).text((4, wpx * 0.3), word, fill=int(255 * r.uniform(0.75, 1)), font=wf, stroke_width=width)
+            if style == "letters":
+                wi = _letters(v, word, name, wpx, int(255 * r.uniform(0.75, 1)), width, v.uniform(0.04, 0.12))
+            else:
+                size = wf.getbbox(word)
+                wi = Image.new("L", (size[2] + 8, int(wpx * 2)), 0)
+                ImageDraw.Draw(wi).text((4, wpx * 0.3), word, fill=int(255 * r.uniform(0.75, 1)), font=wf, stroke_width=width)
             sl = slant + r.gauss(0, slant_jitter)
             wi = wi.transform(wi.size, Image.Transform.AFFINE, (1, sl, -sl * wpx, 0, 1, 0), Image.Resampling.BILINEAR)
             wi = wi.rotate(r.gauss(0, 2), resample=Image.Resampling.BILINEAR, expand=True)
@@ -188,6 +230,8 @@ def handwriting(r: random.Random, dpi: int, test: bool) -> Image.Image:
         if y > h * 0.92:
             break
     mask = _wobble(r, mask, px)
+    if v is not None and v.random() < 0.3:  # a felt tip or a dry ballpoint
+        mask = _pen(v, mask, v.choice([1, -1]))
     ink = r.choice([(20, 30, 110), (20, 20, 30), (60, 60, 70), (15, 40, 140), (90, 90, 100)])  # blue, black, pencils
     if ink[0] >= 60:  # pencil: faint, and the graphite leaves a grainy stroke
         grain = np.random.default_rng(r.randrange(1 << 30)).uniform(0.6, 1.0, (h, w)).astype(np.float32)
@@ -197,7 +241,7 @@ def handwriting(r: random.Random, dpi: int, test: bool) -> Image.Image:
     return _scan(r, img, 0.3 * (ink[0] < 60))  # pencil stays unscanned: it would vanish
 
 
-def horizontal(r: random.Random, dpi: int, test: bool) -> Image.Image:
+def horizontal(r: random.Random, dpi: int, test: bool, v: random.Random | None = None) -> Image.Image:
     if r.random() < 0.25:  # the bench's page, sometimes as a poor scan
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(synthetic_page(r.randrange(10000), Path(tmp), dpi))
@@ -212,6 +256,13 @@ def horizontal(r: random.Random, dpi: int, test: bool) -> Image.Image:
     d.text((left, y), "".join(r.choice(_HANZI) for _ in range(12)) if cjk else _sentence(r)[:40], fill=255,
            font=_font("china-t" if cjk else "hebo", px * 1.6))
     gap, top = px * 2, y + int(px * 3.5)
+    if v is not None and not cjk and v.random() < 0.3:  # a letterhead: a block of short lines on the right
+        bf = _font(r.choice(_pool(text_fonts(), test)), px * 0.9)
+        for _ in range(v.randint(2, 6)):
+            ln = " ".join(v.choice(VOCAB).capitalize() for _ in range(v.randint(1, 3)))
+            d.text((w - left - bf.getlength(ln), top), ln, fill=255, font=bf)
+            top += int(px * 1.3)
+        top += int(px * 1.5)
     colw = (w - 2 * left - gap * (ncol - 1)) / ncol
     for c in range(ncol):
         y = top
@@ -228,11 +279,13 @@ def horizontal(r: random.Random, dpi: int, test: bool) -> Image.Image:
     return _scan(r, img, 0.4)
 
 
-def table(r: random.Random, dpi: int, test: bool) -> Image.Image:
+def table(r: random.Random, dpi: int, test: bool, v: random.Random | None = None) -> Image.Image:
     mask, d, w, h = _canvas(dpi)
     px = dpi * r.uniform(8, 11) / 72
     font = _font(r.choice(_pool(text_fonts(), test)), px)
     style, ncol, nrow = r.choice(["grid", "grid", "rules", "none"]), r.randint(3, 8), r.randint(8, 40)
+    if v is not None and v.random() < 0.3:  # a short borderless table of few columns
+        style, ncol, nrow = v.choice(["none", "rules"]), v.randint(2, 4), v.randint(5, 12)
     left, y, lw = int(w * 0.07), int(h * r.uniform(0.05, 0.2)), max(1, dpi // 90)
     d.text((left, y), "Table " + str(r.randint(1, 9)) + ". " + _sentence(r)[:60], fill=255, font=font)
     y += int(px * 2.5)
@@ -257,7 +310,7 @@ def table(r: random.Random, dpi: int, test: bool) -> Image.Image:
     return img
 
 
-def vertical(r: random.Random, dpi: int, test: bool) -> Image.Image:
+def vertical(r: random.Random, dpi: int, test: bool, v: random.Random | None = None) -> Image.Image:
     if r.random() < 0.25:
         with tempfile.TemporaryDirectory() as tmp:
             return Image.open(synthetic_page(r.randrange(10000), Path(tmp), dpi, vertical=True)).convert("RGB")
@@ -280,7 +333,7 @@ def vertical(r: random.Random, dpi: int, test: bool) -> Image.Image:
     return _scan(r, img, 0.3)
 
 
-def blank(r: random.Random, dpi: int, test: bool) -> Image.Image:
+def blank(r: random.Random, dpi: int, test: bool, v: random.Random | None = None) -> Image.Image:
     mask, d, w, h = _canvas(dpi)
     if r.random() < 0.4:
         d.text((w / 2, h * 0.95), str(r.randint(1, 300)), fill=255, font=_font("tiro", dpi * 10 / 72))
@@ -296,9 +349,9 @@ def blank(r: random.Random, dpi: int, test: bool) -> Image.Image:
     return img
 
 
-def photo_of_page(r: random.Random, dpi: int, test: bool) -> Image.Image:
+def photo_of_page(r: random.Random, dpi: int, test: bool, v: random.Random | None = None) -> Image.Image:
     """A phone photo of a page: perspective, background around it, uneven light, blur, JPEG."""
-    inner = r.choice([typed_letter, horizontal, handwriting, form, table])(r, dpi // 2, test)
+    inner = r.choice([typed_letter, horizontal, handwriting, form, table])(r, dpi // 2, test, v)
     pw, ph = inner.size
     w, h = round(8.27 * dpi), round(8.27 * dpi * 4 / 3)
     bg_col = np.array(r.choice([(120, 85, 55), (90, 90, 95), (160, 130, 100), (60, 60, 70), (190, 180, 170)]), np.float32)

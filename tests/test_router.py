@@ -1,9 +1,11 @@
 """Router accuracy on pages it was never tuned on (issue 14).
 
-The held-out part: the third of the real labelled pages (tests/test_classify.py) that
+The first held-out part: the third of the real labelled pages (tests/test_classify.py) that
 `pipeline.page_gen.real_split` puts in "test", plus generated pages from held-out seeds
-(>= TEST_SEED0, which also use fonts tuning pages never see). pipeline/classify.py's thresholds were
-set on the other part only. `python -m pipeline.page_gen --report` prints both parts in full.
+(TEST_SEED0 .. FRESH_SEED0-1, which also use fonts tuning pages never see). The fresh held-out part:
+generated seeds >= FRESH_SEED0 (held-out fonts and the generator's later variations), measured once after
+the router's model was fitted. pipeline/classify.py's thresholds and its model were set on the tuning
+part only. `python -m pipeline.page_gen --report` prints every part in full.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ from pipeline import page_gen
 from pipeline.page_gen import KINDS, TEST_SEED0, labelled_items, real_pages, real_split, summarise
 
 N_GENERATED = 3  # held-out generated pages per kind (8 kinds): CI on 2 cores stays well under a minute
-# Measured floors, NOT the issue's target (held-out >= 0.95 is not reached yet; the full held-out part,
-# `python -m pipeline.page_gen --report --n-test 20`, scores 0.937). On this set (45 real + 24 generated)
-# the router scores 65/69 = 0.942 lenient; per class horizontal 26/28, table 21/22, handwriting 2/3,
-# photo 3/3, vertical 9/9, blank 4/4. The misses: a faint typed letter read as handwriting (VLM: slower,
-# same text), a typed letter with a right-hand address block read as a table, one held-out script
-# font read as print (PaddleOCR: worse text) and one PubTabNet crop without rules read as text.
-# The floors leave about one page of slack per class; raise them as the router improves.
-MIN_OVERALL = 0.92
-MIN_PER_CLASS = {"horizontal": 0.92, "table": 0.95, "vertical": 1.0, "handwriting": 0.66, "photo": 0.66, "blank": 1.0}
+# Measured floors, on small subsets of the held-out parts (`python -m pipeline.page_gen --report --n-tune 40
+# --n-test 20 --n-fresh 20` prints them in full: first held-out part 95.1%, fresh part 91.9%).
+# First held-out part, this set (45 real + 24 generated): 66/69 = 0.957 lenient; horizontal 25/28, table
+# 22/22, handwriting 3/3, photo 3/3, vertical 9/9, blank 4/4. The misses: two typed letters read as
+# handwriting (VLM: slower, same text) and a born-digital outline page read as a table (still PaddleOCR).
+# Fresh part, its first 3 seeds per kind (24 generated pages): 21/24; horizontal 4/6, table 5/6, the others
+# 3/3; the misses a typed letter read as blank, one read as handwriting and a form read as vertical.
+# The floors leave about one page of slack per class.
+MIN_OVERALL = 0.94
+MIN_PER_CLASS = {"horizontal": 0.85, "table": 0.95, "vertical": 1.0, "handwriting": 0.66, "photo": 0.66, "blank": 1.0}
+MIN_FRESH_OVERALL = 0.83
+MIN_FRESH_PER_CLASS = {"horizontal": 0.5, "table": 0.66, "vertical": 0.66, "handwriting": 0.66, "photo": 0.66, "blank": 0.66}
 
 
 def test_split_is_disjoint_and_deterministic():
@@ -60,14 +65,31 @@ def test_held_out_router_accuracy():
         assert acc.get(label, 1.0) >= floor, (label, acc, res["misses"])
 
 
-def test_logistic_fit_recovers_a_separating_direction():
-    """The handwriting score's fitter (page_gen.fit_handwriting uses it on the tuning part)."""
+def test_fresh_held_out_router_accuracy():
+    """Generated pages of the fresh held-out part (seeds >= FRESH_SEED0: held-out fonts plus the varied pages)."""
+    res = summarise(page_gen.route_all(labelled_items(N_GENERATED, page_gen.FRESH_SEED0)))
+    acc = {k: a / n for k, (a, n) in res["per_class"].items()}
+    assert res["accuracy"] >= MIN_FRESH_OVERALL, (res["accuracy"], res["confusion"], res["misses"])
+    for label, floor in MIN_FRESH_PER_CLASS.items():
+        assert acc.get(label, 1.0) >= floor, (label, acc, res["misses"])
+
+
+def test_softmax_fit_recovers_separating_directions():
+    """The router model's fitter (page_gen.fit_router uses it on the tuning part)."""
     rng = np.random.default_rng(0)
-    x = rng.normal(0, 1, (400, 2))
-    y = (2 * x[:, 0] - x[:, 1] + 0.5 > 0).astype(float)
-    b = page_gen._logistic(x, y, np.ones(len(y)), lam=0.1)
-    assert b[1] > 0 > b[2] and abs(b[1] / b[2] + 2) < 0.5
-    assert np.mean(((x @ b[1:] + b[0]) > 0) == (y > 0)) > 0.97
+    x = rng.normal(0, 1, (600, 2)) * [1.0, 3.0] + 5.0
+    y = np.where(x[:, 0] > 5.5, 2, np.where(x[:, 1] > 5.0, 1, 0))
+    w, b = page_gen._softmax_fit(x, y, np.ones(len(y)), 3, lam=0.001)
+    assert w.shape == (2, 3) and b.shape == (3,)
+    assert np.mean(np.argmax(x @ w + b, axis=1) == y) > 0.95
+
+
+def test_first_held_out_part_is_not_varied():
+    """The first held-out part keeps the pages it was measured on; tuning and fresh seeds are varied."""
+    assert page_gen.varied(0) and page_gen.varied(TEST_SEED0 - 1) and page_gen.varied(page_gen.FRESH_SEED0)
+    assert not page_gen.varied(TEST_SEED0) and not page_gen.varied(page_gen.FRESH_SEED0 - 1)
+    sizes = {page_gen.generate(k, page_gen.FRESH_SEED0 + s, dpi=60).size for k in ("blank", "vertical") for s in range(12)}
+    assert len(sizes) > 1  # other DPIs among the varied pages
 
 
 def test_scan_effects_keep_size_and_ink():
