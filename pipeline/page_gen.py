@@ -195,11 +195,10 @@ def main(argv=None) -> int:
                 generate(k, s).save(Path(args.save) / f"{k}_{s}.png")
         return 0
     real = real_pages()
-    parts = {"tuning": (args.n_tune, 0, "tune"), "held-out": (args.n_test, TEST_SEED0, "test"),
-             "fresh held-out": (args.n_fresh, FRESH_SEED0, None)}
-    for part in args.parts.split(","):
-        part = {"tune": "tuning", "test": "held-out", "fresh": "fresh held-out"}.get(part, part)
-        n, s0, real_part = parts[part]
+    parts = {"tune": ("tuning", args.n_tune, 0, "tune"), "test": ("held-out", args.n_test, TEST_SEED0, "test"),
+             "fresh": ("fresh held-out", args.n_fresh, FRESH_SEED0, None)}  # real pages: their real_split part
+    for key in args.parts.split(","):
+        part, n, s0, real_part = parts[key]
         r = route_all([it[1:] for it in real if it[0] == real_part])
         g = route_all(labelled_items(n, s0))
         for title, rows in (("real pages", r), ("generated pages", g), ("all", r + g)):
