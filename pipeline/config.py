@@ -214,7 +214,7 @@ class HybridConfig(_Strict):
         10, ge=0, le=19, description="hybrid mode with the VLM on a GPU: CPU priority (Unix nice, added) of the PaddleOCR "
         "actors. The VLM engine's start (vLLM's compile and CUDA-graph capture) and its request preparation are the "
         "hybrid's critical path; at equal priority 8 PaddleOCR actors beside it lengthened the engine's start on an H200 "
-        "(166 s against 94 s alone). The actors still get every CPU the VLM leaves idle. 0: equal priority. (A VLM on the "
+        "(166 s against 94 s alone; that hybrid also had the machine's cold caches). The actors still get every CPU the VLM leaves idle. 0: equal priority. (A VLM on the "
         "CPU competes for the same cores with its inference: no change there.)")
 
 
