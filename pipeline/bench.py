@@ -48,10 +48,12 @@ def baseline_loop(pages: list[dict], config) -> dict:
     return {"pages": len(pages), "ocr_pages": read, "seconds": round(seconds, 2), "pages_per_min": round(60 * len(pages) / seconds, 2)}
 
 
-def ocr_images(pages: list[dict], config) -> list:
-    """The prepared pixels of the pages an OCR engine would read (rendered here, untimed)."""
+def ocr_images(pages: list[dict], config, with_ids: bool = False) -> list:
+    """The prepared pixels of the pages an OCR engine would read (rendered here, untimed); with
+    `with_ids`, (page_id, pixels) pairs."""
     prepared = (prepare_page(row, config) for row in pages)
-    return [page_pixels(out) for out in prepared if out["engine"] == "" and not out["error"]]
+    return [(out["page_id"], page_pixels(out)) if with_ids else page_pixels(out)
+            for out in prepared if out["engine"] == "" and not out["error"]]
 
 
 def profile_reader(pages: list[dict], config) -> dict:
@@ -96,17 +98,20 @@ def profile_reader(pages: list[dict], config) -> dict:
 
 
 def raw_vllm(pages: list[dict], config) -> dict:
-    """All pages in one `LLM.generate` call, no retries: raw vLLM on the same images and settings."""
+    """All pages in one `LLM.generate` call, no retries: raw vLLM on the same images and settings,
+    each page with the token budget the job gives it (`vlm.max_tokens_spread`)."""
 
-    from actors.vlm import build_request, load_engine, sampling_params
+    from actors.vlm import build_request, load_engine, page_max_tokens, sampling_params
 
-    images = ocr_images(pages, config)
+    pairs = ocr_images(pages, config, with_ids=True)
+    images = [im for _, im in pairs]
     start = time.perf_counter()
     engine = load_engine(config.vlm)
     loaded = time.perf_counter()
+    params = [sampling_params(config.vlm, config.vlm.temperature, 1, max_tokens=page_max_tokens(config.vlm, pid)) for pid, _ in pairs]
     tokenizer = engine.get_tokenizer()
     requests = [build_request(im, config.vlm, tokenizer) for im in images]
-    outs = engine.generate(requests, sampling_params(config.vlm, config.vlm.temperature, 1), use_tqdm=False)
+    outs = engine.generate(requests, params, use_tqdm=False)
     seconds = time.perf_counter() - start
     tokens = sum(len(o.outputs[0].token_ids) for o in outs)
     del engine

@@ -8,6 +8,7 @@ from PIL import Image
 
 from pipeline.bench import mixture_bound, spread, synthetic_pages
 from pipeline.classify import classify_page
+from tests.conftest import needs_vllm, tiny_vlm_config
 
 
 def test_mixture_bound_is_the_two_pure_modes_one_after_the_other():
@@ -42,3 +43,22 @@ def test_vertical_synthetic_pages_stay_distinct_past_the_glyph_cycle(tmp_path):
     first = synthetic_page(1, tmp_path, 30, vertical=True)
     again = synthetic_page(65, tmp_path, 30, vertical=True)
     assert open(first, "rb").read() != open(again, "rb").read()
+
+
+@needs_vllm
+def test_raw_vllm_baseline_gives_each_page_the_budget_the_job_gives_it(tmp_path, tiny_vlm_dir):
+    # raw vLLM is the vlm mode's baseline: with max_tokens_spread the job decodes 400-800 tokens a
+    # page, and a raw run that decoded 800 for every page did a third more work (seen on the H200)
+    from actors.vlm import page_max_tokens
+    from pipeline.bench import raw_vllm
+    from pipeline.config import RunConfig
+    from pipeline.discover import expand_document
+
+    files = synthetic_pages(3, tmp_path, 60)
+    pages = [p for f in files for p in expand_document({"source": f})]
+    config = RunConfig(mode="vlm", vlm=tiny_vlm_config(tiny_vlm_dir, max_tokens=24, max_tokens_spread=0.9, ignore_eos=True,
+                                                       max_retries=0, repeat_max_pattern_tokens=0))
+    budgets = [page_max_tokens(config.vlm, f"{p['doc_id']}:{p['page_index']}") for p in pages]
+    assert len(set(budgets)) > 1  # the spread gives these pages different budgets
+    result = raw_vllm(pages, config)
+    assert result["pages"] == 3 and result["output_tokens"] == sum(budgets), (result, budgets)
