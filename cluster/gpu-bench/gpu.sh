@@ -6,7 +6,7 @@
 #   bash cluster/gpu-bench/gpu.sh vlmraw
 #   bash cluster/gpu-bench/gpu.sh servepaddle        (bench --serve: the batch job, then the Serve app at 1, 8, 32)
 #   bash cluster/gpu-bench/gpu.sh servevlm           (the same for the VLM, random weights; --serve-levels below)
-# Steps: install | pages:N | warm | paddle | hybrid | vlm | vlmraw | fp8 | servepaddle | servevlm | check
+# Steps: install | pages:N | warm | paddle | hybrid | vlm | vlmraw | fp8 | vlm24 | servepaddle | servevlm | check
 # warm: one vLLM start in a plain process (Triton, Inductor and FlashInfer caches filled, as on any node that
 # started vLLM before), so that the runs after it start alike; torch.compile itself runs on every start
 # (VLLM_DISABLE_COMPILE_CACHE=1). Its time is the cold start of raw vLLM on this machine.
@@ -147,6 +147,9 @@ for step in "$@"; do
               --set vlm.max_tokens_spread=0.5 ;;
     fp8) bench fp8 400 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages 400 --skip-baseline \
            --set vlm.engine_kwargs.quantization=fp8 ;;
+    # configs/gpu-vlm-24gb.yaml (FP8, 32 sequences) held to 22 GB of the card: what fits on a 24 GB card, at this card's speed
+    vlm24) bench vlm24 400 --config configs/gpu-vlm-24gb.yaml "${DUMMY[@]}" --set vlm.gpu_memory_utilization=0.157 \
+             --pages ${VLM24_PAGES:-120} --skip-baseline ;;
     # gpu.yaml's serve section: 8 PaddleOCR replicas x 0.125 GPU (the batch pool's 8 actors), 4 ingress replicas
     servepaddle) bench servepaddle 555 --serve-levels ${SERVE_LEVELS_PADDLE:-32,8:160,1:40} --serve --mode paddle \
                    --config configs/gpu.yaml --pages ${SERVE_PAGES:-300} ;;
