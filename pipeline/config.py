@@ -72,6 +72,11 @@ class TextLayerConfig(_Strict):
     max_bad_ratio: float = Field(
         0.05, ge=0, le=1, description="Largest share of replacement, control and private-use glyphs in a usable text layer."
     )
+    tables: bool = Field(
+        True, description="Read tables on text-layer pages too: a page whose text-layer lines form a grid is rendered and "
+        "read by the layout and table models (layout.regions, layout.tables), cells filled with the text layer's lines "
+        "(pipeline/textlayer_tables.py); its text stays the text layer's. false: text-layer pages get no tables column.",
+    )
 
 
 class PaddleConfig(_Strict):
