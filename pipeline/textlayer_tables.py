@@ -1,9 +1,12 @@
-"""Tables on text-layer pages: a born-digital page read through its text layer skips OCR, but a
-table on it is still a table. When the text layer's lines form a grid (`looks_tabular`: several
-rows of three or more cells that line up in columns), the page is rendered and read by the same
-layout and table models as the PaddleOCR route (actors/page_structure.py); each table region's
-cells are filled with the text layer's own lines. Other text-layer pages cost one pass over their
-line boxes. The text itself stays the text layer's: only the `tables` column is added.
+"""Layout and tables on text-layer pages (`text_layer.layout`): a born-digital page read through its
+text layer skips OCR, but a table on it is still a table, and a running head is still a running head.
+- tables (the default): when the text layer's lines form a grid (`looks_tabular`: several rows of
+  three or more cells that line up in columns), the page is rendered and read by the same layout
+  and table models as the PaddleOCR route (actors/page_structure.py); each table region's cells are
+  filled with the text layer's own lines. The text stays the text layer's: only `tables` is added.
+  Other pages cost one pass over their line boxes.
+- full: every text-layer page is rendered and read like an OCR'd page: regions ordered, lines
+  labelled with their region, header/footer/figure text out of `text` (layout.text_without), tables.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 
 import numpy as np
 
+from actors.page_structure import StructuredPage
 from pipeline.config import LayoutConfig, RunConfig
 from pipeline.render import render_pdf_page
 from pipeline.types import OcrLine
@@ -76,18 +80,29 @@ def _structure(layout_json: str):
     return PageStructure(LayoutConfig.model_validate_json(layout_json), threads=1)
 
 
-def text_layer_tables(page, lines: list[OcrLine], config: RunConfig) -> tuple[list[dict], list[str]]:
-    """(tables as {"html", "box", "score"} in the row's pixels at render.dpi, warnings) of one text-layer page."""
-    if config.layout.tables == "off" or config.layout.regions == "off" or not lines or not looks_tabular(lines):
-        return [], []
+def text_layer_structure(page, lines: list[OcrLine], config: RunConfig):
+    """The layout's reading of one text-layer page (`text_layer.layout`): a StructuredPage with lines and
+    table boxes in the row's pixels at render.dpi, or None when the page is left as its text layer."""
+    mode = config.text_layer.layout
+    if mode == "off" or config.layout.regions == "off" or not lines:
+        return None
+    if mode == "tables" and (config.layout.tables == "off" or not looks_tabular(lines)):
+        return None
     structure = _structure(config.layout.model_dump_json())
-    if structure.layout is None or structure.tables is None:
-        return [], list(structure.warnings)
+    if structure.layout is None or (mode == "tables" and structure.tables is None):
+        return StructuredPage(None, lines, [None] * len(lines), warnings=list(structure.warnings))
     image, dpi, _ = render_pdf_page(page, config.render)
     k = dpi / config.render.dpi  # below 1 when render.max_pixels capped the page
-    scaled = lines if k == 1 else [OcrLine([[x * k, y * k] for x, y in ln.box], ln.text, ln.score) for ln in lines]
-    tables = structure(image, scaled, "text_layer").tables
+    scaled = lines if k == 1 else [_scaled(ln, k) for ln in lines]
+    found = structure(image, scaled, "text_layer")
     if k != 1:
-        for t in tables:
+        found.lines = [_scaled(ln, 1 / k) for ln in found.lines]
+        for t in found.tables:
             t["box"] = [v / k for v in t["box"]]
-    return tables, []
+    if mode == "tables":
+        found.text, found.lines, found.regions = None, lines, [None] * len(lines)
+    return found
+
+
+def _scaled(line: OcrLine, k: float) -> OcrLine:
+    return OcrLine([[x * k, y * k] for x, y in line.box], line.text, line.score)

@@ -87,5 +87,22 @@ def test_a_table_on_a_text_layer_page_comes_out_as_html_with_the_text_layers_cel
 def test_prose_pages_and_the_switch_off_give_no_tables(pdfs):
     prose = prepare_page(expand_document({"source": pdfs[1]})[0], RunConfig())
     assert prose["engine"] == "text_layer" and prose["tables_json"] is None
-    off = prepare_page(expand_document({"source": pdfs[0]})[0], RunConfig.model_validate({"text_layer": {"tables": False}}))
+    off = prepare_page(expand_document({"source": pdfs[0]})[0], RunConfig.model_validate({"text_layer": {"layout": "off"}}))
     assert off["engine"] == "text_layer" and off["tables_json"] is None and "Region 7" in off["text"]
+
+
+def test_full_layout_reads_a_text_layer_page_like_an_ocr_page(pdfs, tmp_path):
+    doc = pymupdf.open(pdfs[0])
+    doc[0].insert_text((72, 40), "Annual report of the regional offices 2026", fontsize=8)  # a running head
+    doc.save(tmp_path / "headed.pdf")
+    row = expand_document({"source": str(tmp_path / "headed.pdf")})[0]
+    plain = prepare_page(row, RunConfig())
+    full = prepare_page(row, RunConfig.model_validate({"text_layer": {"layout": "full"}}))
+    assert "Annual report" in plain["text"] and plain["lines_json"].count('"region": null') > 10
+    assert full["engine"] == "text_layer" and full["error"] is None
+    lines = json.loads(full["lines_json"])
+    assert len(lines) == len(json.loads(plain["lines_json"]))  # the same lines, labelled and ordered by region
+    head = next(ln for ln in lines if ln["text"].startswith("Annual report"))
+    assert head["region"] == "header" and "Annual report" not in full["text"]
+    assert "Region 7" in full["text"] and full["text"].index("line 5.") < full["text"].index("Office")
+    assert len(json.loads(full["tables_json"])) == 1
