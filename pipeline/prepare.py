@@ -14,9 +14,9 @@ from pipeline.classify import classify_page
 from pipeline.config import RunConfig
 from pipeline.pixels import sized_for_vlm
 from pipeline.render import open_pdf_page, render_image_page, render_pdf_page
-from pipeline.schema import lines_to_json, tables_to_json
+from pipeline.schema import lines_to_json
 from pipeline.textlayer import read_text_layer
-from pipeline.textlayer_tables import text_layer_structure
+from pipeline.textlayer_tables import add_text_layer_layout
 from pipeline.types import this_node
 
 _DEFAULTS = {
@@ -49,14 +49,7 @@ def prepare_page(row: dict, config: RunConfig) -> dict:
                         route_features=json.dumps({"text_layer_chars": layer.chars, "bad_glyph_ratio": layer.bad_ratio}),
                         seconds_render=time.perf_counter() - start,
                     )
-                    stage = "text_layer_layout"
-                    found = text_layer_structure(page, layer.lines, config)
-                    if found is not None:
-                        if found.text is not None:  # text_layer.layout full: the layout's reading
-                            out.update(text=found.text, lines_json=lines_to_json(found.lines, found.regions))
-                        out["tables_json"] = tables_to_json(found.tables) if found.tables else None
-                        if found.warnings:
-                            out["warnings"] = [*(out.get("warnings") or []), *found.warnings]
+                    add_text_layer_layout(out, page, layer.lines, config)
                     return out
             stage = "render"
             image, dpi, scale = render_pdf_page(page, config.render)
@@ -83,7 +76,6 @@ _ADVICE = {
     "render": "the file is damaged or cut short: re-copy or re-export it from its origin, and rerun",
     "text_layer": "rerun with --set text_layer.mode=off to OCR the page instead of reading its text layer",
     "classify": "a bug in the page classifier: report it with the file (the rest of the job is unaffected)",
-    "text_layer_layout": "rerun with --set text_layer.layout=off to keep the text layer as it is",
 }
 
 

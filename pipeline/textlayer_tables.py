@@ -19,6 +19,7 @@ import numpy as np
 from actors.page_structure import StructuredPage
 from pipeline.config import LayoutConfig, RunConfig
 from pipeline.render import render_pdf_page
+from pipeline.schema import lines_to_json, tables_to_json
 from pipeline.types import OcrLine
 
 log = logging.getLogger(__name__)
@@ -106,3 +107,23 @@ def text_layer_structure(page, lines: list[OcrLine], config: RunConfig):
 
 def _scaled(line: OcrLine, k: float) -> OcrLine:
     return OcrLine([[x * k, y * k] for x, y in line.box], line.text, line.score)
+
+
+def add_text_layer_layout(row: dict, page, lines: list[OcrLine], config: RunConfig) -> None:
+    """Put the layout's reading of a text-layer page into its row (tables; with `full`, text and
+    lines); a failure of the models costs the page its tables, never its text layer."""
+    try:
+        found = text_layer_structure(page, lines, config)
+    except Exception as e:
+        log.warning("page structure failed on text-layer page %s: %s", row.get("page_id"), e)
+        row["warnings"] = [*(row.get("warnings") or []), (
+            f"structure_failed: layout/table models failed on this text-layer page ({type(e).__name__}: {str(e)[:200]}); "
+            "its text layer is kept as it is; report it with the page (text_layer.layout=off skips the models)")]
+        return
+    if found is None:
+        return
+    if found.text is not None:  # text_layer.layout full: the layout's reading
+        row.update(text=found.text, lines_json=lines_to_json(found.lines, found.regions))
+    row["tables_json"] = tables_to_json(found.tables) if found.tables else None
+    if found.warnings:
+        row["warnings"] = [*(row.get("warnings") or []), *found.warnings]
