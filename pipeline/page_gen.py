@@ -11,11 +11,13 @@ tables, vertical Chinese (pymupdf's CJK font; some from pipeline.bench.synthetic
 Most kinds are sometimes "scanned" again (resolution loss, JPEG, bitonal, dark copy, grey scan).
 Seeds >= TEST_SEED0 are held out and also draw on fonts (HELDOUT_FONTS) that tuning seeds never use: the
 first held-out part (TEST_SEED0 .. FRESH_SEED0-1, looked at while the router was tuned, so its pages are kept
-exactly as they were) and the fresh held-out part (seeds >= FRESH_SEED0, measured once after the tuning).
-Tuning and fresh seeds also draw the later variations (`varied`: 150/240 DPI, office type and long address
-blocks, neat or letter-by-letter hands, pen widths, letterheads, short borderless tables). `python -m
-pipeline.page_gen --report` prints router accuracy and confusion per part (real labelled pages split by
-`real_split` join the tuning and first held-out parts); `--fit` refits the router's model
+exactly as they were), the fresh held-out part (seeds FRESH_SEED0 .. FRESH2_SEED0-1, measured once after the
+first model, then looked at) and the second fresh part (seeds >= FRESH2_SEED0, pages drawn like the fresh
+part's, measured once: issue 14). Tuning and both fresh parts' seeds also draw the later
+variations (`varied`: 150/240 DPI, office type and long address blocks, neat or letter-by-letter hands,
+pen widths, letterheads, short borderless tables). `python -m pipeline.page_gen --report` prints router
+accuracy and confusion per part (real labelled pages split by `real_split` join the tuning and first held-out
+parts); `--fit` refits the router's model
 (pipeline/classify_lines.py) on the tuning part only.
 """
 
@@ -39,11 +41,12 @@ KINDS = {"typed_letter": "horizontal", "form": "table", "handwriting": "handwrit
 ALSO_OK = {"form": {"horizontal"}}  # a form read as plain text still goes to PaddleOCR
 TEST_SEED0 = 1_000_000  # seeds from here on: held-out part (the first one, looked at while tuning)
 FRESH_SEED0 = 2_000_000  # seeds from here on: the fresh held-out part, measured once after the tuning
+FRESH2_SEED0 = 3_000_000  # seeds from here on: the second fresh part (issue 14), measured once
 DPI_CHOICES = (1.0, 1.0, 1.0, 0.81, 1.3)  # varied pages: 185 DPI, or 150 / 240
 
 
 def varied(seed: int) -> bool:
-    """Tuning and fresh held-out seeds draw the later variations (page_gen_kinds' `v`, other DPIs); the first
+    """Tuning and both fresh parts' seeds draw the later variations (page_gen_kinds' `v`, other DPIs); the first
     held-out part (TEST_SEED0 .. FRESH_SEED0-1) does not, so its pages stay the ones measured before."""
     return not TEST_SEED0 <= seed < FRESH_SEED0
 
@@ -181,7 +184,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-tune", type=int, default=20, help="generated tuning pages per kind")
     ap.add_argument("--n-test", type=int, default=10, help="generated held-out pages per kind")
     ap.add_argument("--n-fresh", type=int, default=10, help="generated pages per kind of the fresh held-out part")
-    ap.add_argument("--parts", default="tune,test,fresh", help="which parts to report: tune, test, fresh")
+    ap.add_argument("--n-fresh2", type=int, default=10, help="generated pages per kind of the second fresh part")
+    ap.add_argument("--parts", default="tune,test,fresh", help="which parts to report: tune, test, fresh, fresh2")
     ap.add_argument("--save", help="only write held-out generated pages as PNGs to this folder")
     ap.add_argument("--fit", action="store_true", help="only refit the router's model on the tuning part (80 pages per kind)")
     args = ap.parse_args(argv)
@@ -196,7 +200,8 @@ def main(argv=None) -> int:
         return 0
     real = real_pages()
     parts = {"tune": ("tuning", args.n_tune, 0, "tune"), "test": ("held-out", args.n_test, TEST_SEED0, "test"),
-             "fresh": ("fresh held-out", args.n_fresh, FRESH_SEED0, None)}  # real pages: their real_split part
+             "fresh": ("fresh held-out", args.n_fresh, FRESH_SEED0, None),
+             "fresh2": ("second fresh held-out", args.n_fresh2, FRESH2_SEED0, None)}  # real pages: their real_split part
     for key in args.parts.split(","):
         part, n, s0, real_part = parts[key]
         r = route_all([it[1:] for it in real if it[0] == real_part])
