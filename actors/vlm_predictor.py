@@ -45,9 +45,25 @@ class VlmPredictor:
         self.cfg = section if isinstance(section, VlmConfig) else VlmConfig.model_validate(section)
         self.escalate = escalate
         self.model = model_label(self.cfg)
+        self._owns_engine = engine is None
         self.engine = engine or VlmEngine(self.cfg)
         if on_ready is not None:  # told when vLLM is up (the job's timeline); not on a failed start
             self.engine.when_ready(on_ready)
+
+    def close(self) -> None:
+        """Stop the engine this predictor started (one handed in belongs to its owner)."""
+        if self._owns_engine:
+            self._owns_engine = False
+            self.engine.close()
+
+    def __del__(self):
+        # Ray Data deletes the UDF when it retires the actor gracefully (`__ray_shutdown__`): vLLM's
+        # engine core is stopped here, before Ray reaps the actor's child processes, so its
+        # frontend does not log an EngineDeadError traceback at the end of every job
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         for i, future in self._submit(batch):

@@ -63,3 +63,32 @@ def test_vlm_mode_reads_every_ocr_page(inputs, tiny_vlm_dir, ray_local, tmp_path
     assert all(r["model"].startswith(str(tiny_vlm_dir)) for r in ocr)
     # sized for the model while rendering (in parallel), not in the engine's actor
     assert all(r["width"] % 28 == 0 and r["height"] % 28 == 0 and r["width"] * r["height"] <= 64 * 28 * 28 for r in ocr)
+
+
+def _engine_cores() -> list:
+    import psutil
+
+    return [p for p in psutil.process_iter(["name", "cmdline"])
+            if "EngineCore" in (p.info["name"] or "") or "EngineCore" in " ".join(p.info["cmdline"] or [])]
+
+
+def test_the_vlm_engine_stops_cleanly_when_the_job_retires_its_actor(inputs, tiny_vlm_dir, ray_local, tmp_path):
+    # Ray Data deletes the UDF of an actor it retires; the predictor then stops vLLM itself. Without
+    # that, Ray reaped the engine-core process under a live frontend, which logged an
+    # EngineDeadError traceback at the end of every vlm and hybrid job.
+    import time
+
+    import ray
+
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    sizes = {f: f.stat().st_size for f in logs.glob("worker-*")}
+    config = RunConfig.model_validate({"mode": "vlm", "vlm": tiny_vlm_config(tiny_vlm_dir, max_retries=0)})
+    run_job(inputs[:1], tmp_path, config)
+    deadline = time.time() + 60
+    while _engine_cores() and time.time() < deadline:
+        time.sleep(1)
+    assert not _engine_cores(), "the engine-core process outlived the job"
+    time.sleep(2)  # the last log lines
+    new = "".join(f.read_bytes()[sizes.get(f, 0):].decode(errors="replace") for f in logs.glob("worker-*"))
+    assert "vlm engine ready" in new  # the job's own actor logged here
+    assert "EngineDeadError" not in new and "exited unexpectedly" not in new, new[-3000:]
