@@ -10,6 +10,7 @@ moment instead of draining at the end of each batch.
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pandas as pd
 
@@ -59,7 +60,10 @@ class VlmPredictor:
     def __del__(self):
         # Ray Data deletes the UDF when it retires the actor gracefully (`__ray_shutdown__`): vLLM's
         # engine core is stopped here, before Ray reaps the actor's child processes, so its
-        # frontend does not log an EngineDeadError traceback at the end of every job
+        # frontend does not log an EngineDeadError traceback at the end of every job. Not while the
+        # interpreter is finalizing: the engine's loop thread may be gone, and close() would wait on it
+        if sys.is_finalizing():
+            return
         try:
             self.close()
         except Exception:
