@@ -25,6 +25,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
+from actors import vlm_process
 from actors.vlm import (
     VlmResult, better, build_request, chat_messages, engine_args, max_in_flight, mean_probability, page_max_tokens, problem_of,
     resize_for_model, result_from_output, retry_temperature, sampling_params,
@@ -40,15 +41,26 @@ class _VllmBackend:
 
     def __init__(self, cfg: VlmConfig):
         t0 = time.time()
-        args = engine_args(cfg)
+        args = engine_args(cfg)  # before the fork server starts: the variables it sets reach it
+        server = vlm_process.prestart(cfg.engine_process)  # imports vLLM beside this process's import
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
         t1 = time.time()
         self.cfg = cfg
-        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+        process = "forkserver" if vlm_process.install(server) else "spawn"
+        try:
+            self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+        except Exception as e:
+            if process != "forkserver":
+                raise
+            log.warning("vlm engine: the start through the fork server failed (%s: %s); again with vLLM's spawn "
+                        "(set vlm.engine_process: spawn to skip the fork server)", type(e).__name__, str(e)[:300])
+            vlm_process.uninstall()
+            process = "spawn"
+            self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         self.ids = itertools.count()
-        self.phases = {"import_vllm": round(t1 - t0, 1), "build_engine": round(time.time() - t1, 1)}
+        self.phases = {"import_vllm": round(t1 - t0, 1), "build_engine": round(time.time() - t1, 1), "engine_process": process}
 
     async def attempt(self, image: np.ndarray, cfg: VlmConfig, attempt: int, temperature: float, overrides: dict) -> VlmResult:
         from vllm.sampling_params import RequestOutputKind
@@ -151,7 +163,7 @@ class VlmEngine:
                        "first_request": round(self.ready_at - warm, 1)}
         # one line per engine, also under Ray's WARNING log level: where a slow start went
         log.warning("vlm engine ready after %.1f s (%s)", self.ready_at - self.started_at,
-                    ", ".join(f"{k} {v} s" for k, v in self.phases.items()))
+                    ", ".join(f"{k} {v}" + (" s" if isinstance(v, (int, float)) else "") for k, v in self.phases.items()))
         return backend
 
     def when_ready(self, callback) -> None:

@@ -188,6 +188,12 @@ class VlmConfig(_Strict):
         "option, also on tensor-parallel bundles). None: any GPU.",
     )
     enforce_eager: bool = Field(False, description="Skip CUDA graphs / compilation (faster start, slower decode).")
+    engine_process: Literal["forkserver", "spawn"] = Field(
+        "forkserver", description="Inside a Ray actor, where vLLM must spawn its engine-core process (a new interpreter "
+        "that imports torch and vLLM again, after the actor did): forkserver starts Python's fork server with vLLM "
+        "preloaded while the actor imports, and vLLM's engine core is forked from it (actors/vlm_process.py); spawn: "
+        "vLLM's own way. Outside Ray actors vLLM forks either way.",
+    )
     seed: int = 0
     engine_kwargs: dict[str, Any] = Field(
         {}, description="More vLLM engine arguments, passed to vllm.LLM as given (quantization, kv_cache_dtype, compilation_config...)."

@@ -94,6 +94,7 @@ def test_paddle_rows_are_written_while_the_vlm_starts_and_reads(tiny_vlm_dir, ra
     assert plan.summary()["vlm_engine_up_seconds"][0] > 0
     (phases,) = plan.summary()["vlm_engine_start_phases"]  # where the start went, for the report
     assert phases["build_engine"] > 0 and phases["import_vllm"] >= 0 and phases["process_start"] > 0, phases
+    assert phases["engine_process"] == "forkserver", phases  # vLLM's engine core forked from the preloaded server
 
 
 def test_paddle_actors_yield_the_cpu_to_the_vlm_in_every_thread():
