@@ -6,7 +6,7 @@
 #   bash cluster/gpu-bench/gpu.sh vlmraw
 #   bash cluster/gpu-bench/gpu.sh servepaddle        (bench --serve: the batch job, then the Serve app at 1, 8, 32)
 #   bash cluster/gpu-bench/gpu.sh servevlm           (the same for the VLM, random weights; --serve-levels below)
-# Steps: install | pages:N | warm | paddle | hybrid | vlm | vlmraw | fp8 | vlm24 | servepaddle | servevlm | check
+# Steps: install | pages:N | warm | paddle | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servepaddle | servevlm | check
 # warm: one vLLM start in a plain process (Triton, Inductor and FlashInfer caches filled, as on any node that
 # started vLLM before), so that the runs after it start alike; torch.compile itself runs on every start
 # (VLLM_DISABLE_COMPILE_CACHE=1). Its time is the cold start of raw vLLM on this machine.
@@ -145,6 +145,9 @@ for step in "$@"; do
     vlm) bench vlm 420 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages ${VLM_PAGES:-1000} --skip-baseline ;;
     vlmraw) bench vlmraw 420 --pages 200 --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
               --set vlm.max_tokens_spread=0.5 ;;
+    # the same job with vLLM's own spawned engine core (vlm.engine_process: spawn): what the fork server saves
+    vlmspawn) bench vlmspawn 300 --pages 200 --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
+                --set vlm.max_tokens_spread=0.5 --skip-baseline --set vlm.engine_process=spawn ;;
     fp8) bench fp8 400 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages 400 --skip-baseline \
            --set vlm.engine_kwargs.quantization=fp8 ;;
     # configs/gpu-vlm-24gb.yaml (FP8, 32 sequences) held to 22 GB of the card: what fits on a 24 GB card, at this card's speed
