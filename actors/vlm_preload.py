@@ -1,8 +1,16 @@
 """Imported by the fork server of actors/vlm_process.py, before it forks vLLM's engine-core process.
 
-Any failure is left for the forked process, which imports what it needs itself and reports it.
+The server ends with the actor that started it (SIGKILL when its parent exits: it holds nothing to
+clean up), and its forked engine cores end with it. Any failure to import vLLM is left for the
+forked process, which imports what it needs itself and reports it.
 """
 
+import os
+import signal
+
+from actors import vlm_process
+
+vlm_process.die_with_parent(signal.SIGKILL, int(os.environ.get("HYBRIDOCR_FORKSERVER_PARENT", "0")) or None)
 try:
     from actors.torchvision_cpu import patch_cpu_torchvision
 

@@ -26,6 +26,7 @@ import multiprocessing
 import multiprocessing.context
 import multiprocessing.forkserver
 import os
+import signal
 import sys
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,27 @@ _HOOK = "vllm.v1.engine.utils"  # vLLM 0.2x-0.3x: CoreEngineProcManager takes it
 _PRELOAD = "actors.vlm_preload"  # what the server imports before it forks
 
 
-def _run_with_env(env: dict, target, *args, **kwargs):
-    """In the forked process: the environment its parent had when it started it, then vLLM's target."""
+def die_with_parent(sig: int, parent: int | None = None) -> None:
+    """Linux: this process gets `sig` when its parent exits (PR_SET_PDEATHSIG); at once if `parent`
+    (the pid it was started by) is already gone. A no-op elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), sig)
+
+
+def _run_with_env(env: dict, server: int | None, target, *args, **kwargs):
+    """In the forked process: the environment its parent had when it started it, then vLLM's target.
+
+    A spawned engine core is the actor's child, which Ray ends with the actor; this one is the fork
+    server's, so it ends with the server, and the server with the actor (actors/vlm_preload.py): no
+    engine outlives its actor on the GPU (seen on an H100 before: the server ended with the actor, its
+    orphaned engine core held 73 GB). SIGKILL: the engine's own workers end on their death pipes."""
+    die_with_parent(signal.SIGKILL, server)
     os.environ.clear()
     os.environ.update(env)
     return target(*args, **kwargs)
@@ -42,7 +62,9 @@ def _run_with_env(env: dict, target, *args, **kwargs):
 
 class _Process(multiprocessing.context.ForkServerProcess):
     def start(self):
-        self._target = functools.partial(_run_with_env, dict(os.environ), self._target)  # type: ignore[attr-defined]
+        multiprocessing.forkserver.ensure_running()  # (again, if it had ended): its pid is this process's parent-to-be
+        server = multiprocessing.forkserver._forkserver._forkserver_pid
+        self._target = functools.partial(_run_with_env, dict(os.environ), server, self._target)  # type: ignore[attr-defined]
         super().start()
 
 
@@ -68,6 +90,7 @@ def prestart(method: str) -> _Context | None:
     # '__main__' too: the server imports the actor's main module (Ray's worker) as spawn's child would,
     # so the forked process finds it loaded
     ctx.set_forkserver_preload(["__main__", _PRELOAD])
+    os.environ["HYBRIDOCR_FORKSERVER_PARENT"] = str(os.getpid())  # the server ends with this process
     try:
         multiprocessing.forkserver.ensure_running()
     except OSError as e:
