@@ -35,6 +35,12 @@ def _progress_printer():
     return show
 
 
+def refuse(error: Exception, rc: int = 2) -> int:
+    """A refusal that says what to do (the error's message) on stderr; the command's exit status."""
+    print(f"hybridocr: {error}", file=sys.stderr)
+    return rc
+
+
 def _overrides(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
@@ -55,8 +61,7 @@ def cmd_run(args) -> int:
     try:
         config = load_config(args.config, {"mode": args.mode, **_overrides(args.set)} if args.mode else _overrides(args.set))
     except ConfigError as e:
-        print(f"hybridocr: {e}", file=sys.stderr)
-        return 2
+        return refuse(e)
     sampler = ResourceSampler()
     printer = _progress_printer() if not args.quiet else (lambda *a: None)
 
@@ -69,11 +74,9 @@ def cmd_run(args) -> int:
         plan = run_job(args.inputs, args.out, config, force=args.force, retry_errors=not args.keep_errors,
                        on_progress=on_progress, command=" ".join(["hybridocr", *sys.argv[1:]]))
     except (InputError, EngineMissing) as e:
-        print(f"hybridocr: {e}", file=sys.stderr)
-        return 2
+        return refuse(e)
     except OutputLocked as e:
-        print(f"hybridocr: {e}", file=sys.stderr)
-        return 3
+        return refuse(e, 3)
     sampler.sample()
     ended = time.time()
     run = {"wall_seconds": ended - (plan.started or started), "total_seconds": round(ended - started, 1),
@@ -93,8 +96,7 @@ def cmd_export(args) -> int:
     try:
         paths = export(args.out_dir, args.format, args.to)
     except ExportError as e:
-        print(f"hybridocr: {e}", file=sys.stderr)
-        return 2
+        return refuse(e)
     print(f"wrote {len(paths)} files to {args.to}")
     return 0
 
@@ -118,8 +120,7 @@ def cmd_serve(args) -> int:
         config = load_config(args.config, sets)
         check_engines(config)
     except (ConfigError, EngineMissing) as e:
-        print(f"hybridocr: {e}", file=sys.stderr)
-        return 2
+        return refuse(e)
     if args.browse:
         from pipeline.output import OutputDir
 

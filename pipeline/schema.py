@@ -110,3 +110,10 @@ def to_output_table(batch: pa.Table) -> pa.Table:
         else:
             arrays.append(pa.nulls(n, type=field.type))
     return pa.Table.from_arrays(arrays, schema=OUTPUT_SCHEMA)
+
+
+def json_ready(row: dict) -> dict:
+    """An output row (`Table.to_pylist()`) for a JSON answer: `finished_at` as ISO 8601 text."""
+    stamp = row.get("finished_at")
+    row["finished_at"] = stamp.isoformat() if stamp else None
+    return row

@@ -33,7 +33,7 @@ from actors.vlm import needs_vlm
 from pipeline.config import RunConfig, load_config
 from pipeline.pixels import jpeg_data_url, page_pixels
 from pipeline.prepare import prepare_page
-from pipeline.schema import PIPELINE_VERSION, SCHEMA_VERSION, to_output_table
+from pipeline.schema import PIPELINE_VERSION, SCHEMA_VERSION, json_ready, to_output_table
 from pipeline.serve.deployments import PaddleReader, VlmReader, paddle_options, vlm_options
 from pipeline.serve.uploads import Upload, UploadError, check_size, page_rows
 
@@ -53,7 +53,7 @@ def answer_rows(rows: list[dict], image: bool = False) -> list[dict]:
     table = to_output_table(pa.Table.from_pandas(frame, preserve_index=False))
     out = []
     for src, row in zip(rows, table.to_pylist()):
-        row["finished_at"] = row["finished_at"].isoformat() if row["finished_at"] else None
+        json_ready(row)
         if src.get("paddle_text") is not None:
             row["paddle_text"] = src["paddle_text"]  # hybrid escalation: PaddleOCR's reading beside the VLM's
         if image and src.get("preview"):

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from pipeline.config import RenderConfig
 from pipeline.output import OutputDir
+from pipeline.schema import json_ready
 
 _COLUMNS = None  # every column: the review page shows the row as the job wrote it
 
@@ -43,7 +44,7 @@ class Browser:
             scored = t.filter(pc.is_valid(t["confidence"]))
             rows = sorted(scored.to_pylist(), key=lambda r: r["confidence"])[: max(1, min(lowest or 12, 100))]
         for row in rows:
-            row["finished_at"] = row["finished_at"].isoformat() if row.get("finished_at") else None
+            json_ready(row)
             row["image"] = self._picture(row)
         return rows
 
