@@ -9,7 +9,7 @@ and baseline jitter, elastic wobble, pen width, lined or squared or plain paper,
 handwriting; photos of pages (perspective, lighting, background, blur, JPEG) -> photo; plain text pages,
 tables, vertical Chinese (pymupdf's CJK font; some from pipeline.bench.synthetic_page) and blank pages.
 Most kinds are sometimes "scanned" again (resolution loss, JPEG, bitonal, dark copy, grey scan).
-Seeds >= TEST_SEED0 are held out and also draw on fonts (HELDOUT_FONTS) that tuning seeds never use: the
+Seeds >= TEST_SEED0 are held out and also draw on fonts (page_gen_base.HELDOUT_FONTS) that tuning seeds never use: the
 first held-out part (TEST_SEED0 .. FRESH_SEED0-1, looked at while the router was tuned, so its pages are kept
 exactly as they were), the fresh held-out part (seeds FRESH_SEED0 .. FRESH2_SEED0-1, measured once after the
 first model, then looked at) and the second fresh part (seeds >= FRESH2_SEED0, pages drawn like the fresh
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.page_gen_base import HELDOUT_FONTS, _pool, _rnd, _scan, hand_fonts, mono_fonts, text_fonts  # noqa: F401
+from pipeline.page_gen_base import _rnd
 from pipeline.page_gen_kinds import GENERATORS
 
 KINDS = {"typed_letter": "horizontal", "form": "table", "handwriting": "handwriting", "photo_of_page": "photo",

@@ -11,7 +11,7 @@ part only. `python -m pipeline.page_gen --report` prints every part in full.
 from __future__ import annotations
 
 import numpy as np
-from pipeline import page_gen
+from pipeline import page_gen, page_gen_base
 from pipeline.page_gen import KINDS, TEST_SEED0, labelled_items, real_pages, real_split, summarise
 
 N_GENERATED = 3  # held-out generated pages per kind (8 kinds): CI on 2 cores stays well under a minute
@@ -42,9 +42,9 @@ def test_split_is_disjoint_and_deterministic():
     assert not gen_tune & gen_test
     assert all(int(n.rsplit("/", 1)[1]) < TEST_SEED0 for n in gen_tune)
     # held-out fonts never reach a tuning page
-    for fonts in (page_gen.hand_fonts(), page_gen.mono_fonts()):
-        assert not [f for f in page_gen._pool(fonts, test=False) if any(h in f for h in page_gen.HELDOUT_FONTS)] or \
-            len(page_gen._pool(fonts, test=False)) == len(fonts) == 0
+    for fonts in (page_gen_base.hand_fonts(), page_gen_base.mono_fonts()):
+        assert not [f for f in page_gen_base._pool(fonts, test=False) if any(h in f for h in page_gen_base.HELDOUT_FONTS)] or \
+            len(page_gen_base._pool(fonts, test=False)) == len(fonts) == 0
     a, b = page_gen.generate("handwriting", 7, dpi=60), page_gen.generate("handwriting", 7, dpi=60)
     assert np.array_equal(np.asarray(a), np.asarray(b))
 
@@ -53,7 +53,7 @@ def test_generator_kinds_and_sizes():
     assert set(KINDS.values()) == {"horizontal", "vertical", "table", "photo", "handwriting", "blank"}
     img = page_gen.generate("typed_letter", TEST_SEED0, dpi=185)
     assert img.mode == "RGB" and img.size == (1530, 2163)
-    assert page_gen.hand_fonts(), "no handwriting fonts: pip install -e '.[test]' (fontpkg-* script fonts, see page_gen)"
+    assert page_gen_base.hand_fonts(), "no handwriting fonts: pip install -e '.[test]' (fontpkg-* script fonts, see page_gen)"
 
 
 def test_held_out_router_accuracy():
@@ -95,7 +95,7 @@ def test_first_held_out_part_is_not_varied():
 def test_scan_effects_keep_size_and_ink():
     img = page_gen.generate("horizontal", 5, dpi=120)
     for seed in range(12):  # every kind of _scan at least once
-        out = page_gen._scan(page_gen._rnd("scan", seed), img, p=1.0)
+        out = page_gen_base._scan(page_gen_base._rnd("scan", seed), img, p=1.0)
         g = np.asarray(out.convert("L"), np.float32)
         assert out.size == img.size and out.mode == "RGB"
         assert np.percentile(g, 1) < 0.75 * np.percentile(g, 90), seed  # the text is still there
