@@ -71,7 +71,7 @@ class PageStructure:
 
     def __call__(self, image: np.ndarray | None, lines: list[OcrLine], route: str) -> StructuredPage:
         direction = "vertical" if route == "vertical" else detect_direction(lines)
-        regions = self.layout(image) if self.layout is not None and image is not None and lines else []
+        regions = self._regions(image, lines)
         if regions:
             from pipeline.region_order import order_regions
 
@@ -83,12 +83,26 @@ class PageStructure:
         else:
             ordered, text = read_page(lines, direction)
             out = StructuredPage(text, ordered, [None] * len(ordered), warnings=list(self.warnings))
-        if self.tables is not None and image is not None and lines:
-            boxes = [r.box for r in regions if r.label == "table"]
-            if not boxes and route in self.cfg.table_routes:
-                boxes = [(0.0, 0.0, float(image.shape[1]), float(image.shape[0]))]
-            out.tables = [t for t in (self._table(image, lines, b) for b in boxes) if t]
+        out.tables = self._tables(image, lines, regions, route)
         return out
+
+    def tables_only(self, image: np.ndarray | None, lines: list[OcrLine], route: str) -> list[dict]:
+        """The tables `__call__` finds on the page, without ordering its regions and lines: for a
+        caller that keeps its own text and order (a text-layer page, pipeline/textlayer_tables.py)."""
+        return self._tables(image, lines, self._regions(image, lines), route)
+
+    def _regions(self, image: np.ndarray | None, lines: list[OcrLine]) -> list:
+        return self.layout(image) if self.layout is not None and image is not None and lines else []
+
+    def _tables(self, image: np.ndarray | None, lines: list[OcrLine], regions: list, route: str) -> list[dict]:
+        """Each `table` region read by the table model (the whole page on a `layout.table_routes`
+        route where the layout found none)."""
+        if self.tables is None or image is None or not lines:
+            return []
+        boxes = [r.box for r in regions if r.label == "table"]
+        if not boxes and route in self.cfg.table_routes:
+            boxes = [(0.0, 0.0, float(image.shape[1]), float(image.shape[0]))]
+        return [t for t in (self._table(image, lines, b) for b in boxes) if t]
 
     def _table(self, image: np.ndarray, lines: list[OcrLine], box) -> dict | None:
         from pipeline.table_html import table_html

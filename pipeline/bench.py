@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.config import load_config
 from pipeline.discover import expand_document
 from pipeline.pixels import page_pixels
@@ -29,8 +31,6 @@ from pipeline.sources import list_inputs
 
 def baseline_loop(pages: list[dict], config) -> dict:
     """The out-of-the-box way: paddleocr's defaults (same models), one page at a time."""
-    import numpy as np
-
     from actors.paddle_ocr import load_paddleocr, resolve_device
 
     start = time.perf_counter()
@@ -48,12 +48,16 @@ def baseline_loop(pages: list[dict], config) -> dict:
     return {"pages": len(pages), "ocr_pages": read, "seconds": round(seconds, 2), "pages_per_min": round(60 * len(pages) / seconds, 2)}
 
 
-def ocr_images(pages: list[dict], config, with_ids: bool = False) -> list:
-    """The prepared pixels of the pages an OCR engine would read (rendered here, untimed); with
-    `with_ids`, (page_id, pixels) pairs."""
+def ocr_pages(pages: list[dict], config) -> list[tuple[str, np.ndarray]]:
+    """(page_id, prepared pixels) of the pages an OCR engine would read (rendered here, untimed):
+    the id gives each page the token budget the job gives it (raw_vllm)."""
     prepared = (prepare_page(row, config) for row in pages)
-    return [(out["page_id"], page_pixels(out)) if with_ids else page_pixels(out)
-            for out in prepared if out["engine"] == "" and not out["error"]]
+    return [(out["page_id"], page_pixels(out)) for out in prepared if out["engine"] == "" and not out["error"]]
+
+
+def ocr_images(pages: list[dict], config) -> list[np.ndarray]:
+    """The prepared pixels of the pages an OCR engine would read (ocr_pages without the ids)."""
+    return [im for _, im in ocr_pages(pages, config)]
 
 
 def profile_reader(pages: list[dict], config) -> dict:
@@ -103,7 +107,7 @@ def raw_vllm(pages: list[dict], config) -> dict:
 
     from actors.vlm import build_request, load_engine, page_max_tokens, sampling_params
 
-    pairs = ocr_images(pages, config, with_ids=True)
+    pairs = ocr_pages(pages, config)
     images = [im for _, im in pairs]
     start = time.perf_counter()
     engine = load_engine(config.vlm)
@@ -128,7 +132,6 @@ _HANZI = "天地玄黃宇宙洪荒日月盈昃辰宿列張寒來暑往秋收冬�
 def degrade(path: Path, i: int) -> None:
     """A poor scan of the page (seeded by i): scanned at a third of the resolution, blurred, faded
     ink on grey paper, sensor noise and a slight skew."""
-    import numpy as np
     from PIL import Image, ImageFilter
 
     rng = np.random.default_rng(i)

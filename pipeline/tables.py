@@ -18,6 +18,7 @@ not wider than half the table; a line overlapping several column bands gets a co
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html import escape
 from html.parser import HTMLParser
@@ -178,6 +179,18 @@ def tables_in_text(text: str) -> list[Table]:
 # ----------------------------------------------------------------------------- OCR lines -> table
 
 
+def merge_spans(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(start, end) intervals, those that overlap or touch merged, left to right: the column bands of
+    `lines_to_table` and a text-layer row's cells (textlayer_tables._cells) are cut the same way."""
+    merged: list[list[float]] = []
+    for x0, x1 in sorted(spans):
+        if merged and x0 <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], x1)
+        else:
+            merged.append([x0, x1])
+    return [(a, b) for a, b in merged]
+
+
 def lines_to_table(lines: list[dict]) -> Table | None:
     """Cluster OCR line boxes ({"box": 4 points, "text"}) into a grid; None without lines."""
     items = []
@@ -203,12 +216,7 @@ def lines_to_table(lines: list[dict]) -> Table | None:
     # column bands from rows of several lines (table rows), not from single-line prose or titles
     multi = [b for row in rows if len(row) > 1 for b in row] or items
     narrow = [b for b in multi if b[2] - b[0] <= 0.5 * (x_max - x_min)] or multi
-    bands: list[list[float]] = []
-    for x0, _, x1, _, _ in sorted(narrow):
-        if bands and x0 <= bands[-1][1]:
-            bands[-1][1] = max(bands[-1][1], x1)
-        else:
-            bands.append([x0, x1])
+    bands = merge_spans((b[0], b[2]) for b in narrow)
     table = Table()
     for row in rows:
         spans: list[list] = []  # [first band, last band, texts], merged where they overlap

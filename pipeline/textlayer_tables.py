@@ -16,10 +16,11 @@ import logging
 
 import numpy as np
 
-from actors.page_structure import StructuredPage
+from actors.page_structure import PageStructure, StructuredPage
 from pipeline.config import LayoutConfig, RunConfig
 from pipeline.render import render_pdf_page
 from pipeline.schema import lines_to_json, tables_to_json
+from pipeline.tables import merge_spans
 from pipeline.types import OcrLine
 
 log = logging.getLogger(__name__)
@@ -46,13 +47,7 @@ def _rows_of(lines: list[OcrLine]) -> list[list[OcrLine]]:
 
 def _cells(row: list[OcrLine]) -> list[tuple[float, float]]:
     """A row's lines as x-intervals, lines that overlap sideways merged into one cell."""
-    cells: list[list[float]] = []
-    for x0, x1 in sorted((min(p[0] for p in ln.box), max(p[0] for p in ln.box)) for ln in row):
-        if cells and x0 <= cells[-1][1]:
-            cells[-1][1] = max(cells[-1][1], x1)
-        else:
-            cells.append([x0, x1])
-    return [(a, b) for a, b in cells]
+    return merge_spans((min(p[0] for p in ln.box), max(p[0] for p in ln.box)) for ln in row)
 
 
 def _aligned(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
@@ -76,8 +71,6 @@ def looks_tabular(lines: list[OcrLine], min_rows: int = 3, min_cells: int = 3) -
 @functools.lru_cache(maxsize=2)
 def _structure(layout_json: str):
     """One PageStructure per process and layout config (a render worker loads the two models once)."""
-    from actors.page_structure import PageStructure
-
     return PageStructure(LayoutConfig.model_validate_json(layout_json), threads=1)
 
 
@@ -95,13 +88,16 @@ def text_layer_structure(page, lines: list[OcrLine], config: RunConfig):
     image, dpi, _ = render_pdf_page(page, config.render)
     k = dpi / config.render.dpi  # below 1 when render.max_pixels capped the page
     scaled = lines if k == 1 else [_scaled(ln, k) for ln in lines]
-    found = structure(image, scaled, "text_layer")
+    if mode == "tables":  # the text and its order stay the text layer's: the regions are not ordered
+        tables = structure.tables_only(image, scaled, "text_layer")
+        found = StructuredPage(None, lines, [None] * len(lines), tables, warnings=list(structure.warnings))
+    else:
+        found = structure(image, scaled, "text_layer")
+        if k != 1:
+            found.lines = [_scaled(ln, 1 / k) for ln in found.lines]
     if k != 1:
-        found.lines = [_scaled(ln, 1 / k) for ln in found.lines]
         for t in found.tables:
             t["box"] = [v / k for v in t["box"]]
-    if mode == "tables":
-        found.text, found.lines, found.regions = None, lines, [None] * len(lines)
     return found
 
 
