@@ -3,7 +3,8 @@
 - CPUs: the OCR actors' reservations always leave render tasks room. On a GPU node the actors
   mostly wait for the card, so half the node's CPUs stay for render/classify (one 185 DPI page
   costs ~0.09 s there: one render CPU feeds ~690 pages/min, less than one GPU's PaddleOCR pool).
-  On a CPU-only node OCR is the work: the actors take all but one render slot.
+  On a CPU-only node OCR is the work: the actors take all but one render slot (a 1-2 core node
+  reading alone: one single-threaded actor per core, their reservations leaving render its slot).
 - GPUs in hybrid mode on one shared card (`hybrid.gpu_split: auto`): PaddleOCR's actors get
   `paddle_gpu_gb` each, vLLM the rest of the card (its `gpu_memory_utilization`), both recorded
   in the plan and the run's report.
@@ -144,6 +145,12 @@ def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:
     free_cpus = max(0.01, cpus - render_slots - v.replicas * vlm_cpus)
     if use_gpu:
         actors = p.actors or max(1, int(paddle_gpus / p.num_gpus))
+    elif vlm_device is None and cpus < 3:
+        # a 1-2 core node reading alone: one single-threaded actor per core, render tasks in the gaps.
+        # On 2 cores, 2 actors x 1 thread read 1.36x the pages of 1 actor x 2 threads (an intra-op
+        # thread pool waits for its slowest thread, and Ray's processes and the render tasks take
+        # turns on the same two cores), for ~0.9 GB more memory (README "Speed", CPU)
+        actors = p.actors or max(1, int(cpus // p.num_cpus))
     else:
         actors = p.actors or max(1, int(free_cpus // p.num_cpus))
     actors = max(1, min(actors, max(todo_pages, 1)))

@@ -64,6 +64,32 @@ def test_gpu_actors_leave_half_the_node_to_render():
     assert hybrid["actors"] * hybrid["actor_cpus"] + hybrid["vlm_cpus"] + hybrid["render_slots"] <= 16 + 1e-6
 
 
+CPU_SCRIPT = textwrap.dedent(
+    """
+    import json, ray
+    from pipeline.config import RunConfig
+    from pipeline.plan import plan_pool
+    ray.init(num_cpus=int(__import__("sys").argv[1]), num_gpus=0, include_dashboard=False, log_to_driver=False)
+    out = {m: (lambda p: [p.actors, p.cpu_threads, p.actor_cpus, p.render_slots])(
+        plan_pool(RunConfig.model_validate({"mode": m, "paddle": {"device": "cpu"}}), 16, 16)) for m in ("paddle", "hybrid")}
+    print("PLAN" + json.dumps(out))
+    """
+)
+
+
+@pytest.mark.parametrize("cpus, paddle, hybrid", [(2, [2, 1], [1, 2]), (4, [3, 1], [2, 2])])
+def test_small_cpu_nodes_read_with_one_single_threaded_actor_per_core(cpus, paddle, hybrid):
+    # 2 cores: 2 actors x 1 thread read 1.36x the pages of 1 actor x 2 threads (README "Speed", CPU);
+    # beside a VLM on the same CPUs (hybrid) one actor stays; larger nodes keep a whole render slot
+    done = subprocess.run([sys.executable, "-c", CPU_SCRIPT, str(cpus)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("PLAN")), None)
+    assert line, done.stderr[-3000:]
+    plans = json.loads(line[4:])
+    assert plans["paddle"][:2] == paddle and plans["hybrid"][:2] == hybrid, plans
+    for actors, _, actor_cpus, render_slots in plans.values():  # reservations fit the node, render keeps room
+        assert actors * actor_cpus + render_slots <= cpus + 1e-6 and render_slots >= 0.5
+
+
 def test_hybrid_split_gives_vllm_its_kv_cache_in_bytes(tmp_path):
     # vLLM's memory profiling fails when PaddleOCR actors free the card meanwhile (H200, 2026-12-02):
     # with the KV cache in bytes it does not measure; its size is the VLM's share less the weights
