@@ -147,9 +147,9 @@ def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:
         actors = p.actors or max(1, int(paddle_gpus / p.num_gpus))
     elif vlm_device is None and cpus < 3:
         # a 1-2 core node reading alone: one single-threaded actor per core, render tasks in the gaps.
-        # On 2 cores, 2 actors x 1 thread read 1.36x the pages of 1 actor x 2 threads (an intra-op
-        # thread pool waits for its slowest thread, and Ray's processes and the render tasks take
-        # turns on the same two cores), for ~0.9 GB more memory (README "Speed", CPU)
+        # On 2 cores, 2 actors x 1 thread read 1.22x the pages of 1 actor x 2 threads end to end (pool
+        # 1.27x; an intra-op thread pool waits for its slowest thread, and Ray's processes and the render
+        # tasks take turns on the same two cores), for ~1.1 GB more memory (README "Speed", CPU)
         actors = p.actors or max(1, int(cpus // p.num_cpus))
     else:
         actors = p.actors or max(1, int(free_cpus // p.num_cpus))

@@ -79,7 +79,7 @@ CPU_SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize("cpus, paddle, hybrid", [(2, [2, 1], [1, 2]), (4, [3, 1], [2, 2])])
 def test_small_cpu_nodes_read_with_one_single_threaded_actor_per_core(cpus, paddle, hybrid):
-    # 2 cores: 2 actors x 1 thread read 1.36x the pages of 1 actor x 2 threads (README "Speed", CPU);
+    # 2 cores: 2 actors x 1 thread read 1.22x the pages of 1 actor x 2 threads (README "Speed", CPU);
     # beside a VLM on the same CPUs (hybrid) one actor stays; larger nodes keep a whole render slot
     done = subprocess.run([sys.executable, "-c", CPU_SCRIPT, str(cpus)], cwd=REPO, capture_output=True, text=True, timeout=300)
     line = next((l for l in done.stdout.splitlines() if l.startswith("PLAN")), None)
