@@ -11,7 +11,9 @@ new shape. `BatchedReader` runs the same loaded models and the same pre/post-pro
   to a width bucket (four per octave) and to that bucket's batch size (fewer lines as lines get
   wider: the recogniser's attention grows with the square of the width), so recognition sees a
   few dozen shapes in a whole run and bounded memory;
-- with ONNX Runtime, the recogniser's softmax reduced on the device (`ctc_argmax_model`).
+- with ONNX Runtime, pixels sent as uint8 and scaled on the device (a quarter of the bytes to copy,
+  no float passes in NumPy: `uint8_input_model`), the recogniser's softmax reduced there
+  (`ctc_argmax_model`).
 
 Box coordinates are those of the unpadded page. `timings` adds up seconds per step (the profile
 that `hybridocr bench --profile` prints).
@@ -19,10 +21,12 @@ that `hybridocr bench --profile` prints).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from pipeline.types import OcrLine
@@ -79,17 +83,6 @@ class TimedRunner:
         return getattr(self.runner, name)
 
 
-class SessionRunner:
-    """Stands in for a paddlex runner: the same call, on an ONNX Runtime session of ours."""
-
-    def __init__(self, session):
-        self.session, self.input_name = session, session.get_inputs()[0].name
-
-    def __call__(self, x=None, **kwargs):
-        x = kwargs.pop("x") if x is None else x
-        return self.session.run(None, {self.input_name: x[0] if isinstance(x, (list, tuple)) else x})
-
-
 def pipeline_parts(ocr):
     """The loaded models inside paddleocr's OCR pipeline (paddleocr 3.x / paddlex 3.x layout)."""
     inner = getattr(ocr.paddlex_pipeline, "_pipeline", ocr.paddlex_pipeline)
@@ -106,9 +99,10 @@ def time_runners(ocr, timings: dict) -> None:
 class BatchedReader:
     """Reads pages (BGR arrays) with the models of a loaded `PaddleOCR`; returns the lines per page.
 
-    With ONNX Runtime (`engine_config` given) recognition runs on a copy of the model that reduces
-    its softmax on the device (actors/models.py: `ctc_argmax_model`), in a session with the same
-    settings; with paddlepaddle it goes through paddlex's own recogniser, padded the same way.
+    With ONNX Runtime (`engine_config` given) both models run on copies that take uint8 pixels and
+    scale them on the device (actors/models.py: `uint8_input_model`), the recogniser's reducing its
+    softmax there too (`ctc_argmax_model`), in sessions with the same settings; with paddlepaddle
+    both go through paddlex's own predictors, padded the same way.
     """
 
     def __init__(self, ocr, rec_batch_size: int, det_pad: int = 128, score_thresh: float = 0.0,
@@ -125,12 +119,14 @@ class BatchedReader:
         def path(runner) -> Path:
             return Path(getattr(runner, "model_dir", "")) / f"{getattr(runner, 'model_file_prefix', 'inference')}.onnx"
 
+        self.det_session = None
         if engine_config is not None and path(det_runner).is_file() and path(self.rec.runner).is_file():
-            from actors.models import ctc_argmax_model, onnx_session
+            from actors.models import ctc_argmax_model, onnx_session, uint8_input_model
 
-            det_runner = SessionRunner(onnx_session(path(det_runner), engine_config))
-            self.session = onnx_session(ctc_argmax_model(path(self.rec.runner)), engine_config)
-            self.input_name = self.session.get_inputs()[0].name
+            norm = self.det.pre_tfs["Normalize"]
+            self.det_session = onnx_session(uint8_input_model(path(det_runner), norm.alpha, norm.beta), engine_config)
+            rec = uint8_input_model(ctc_argmax_model(path(self.rec.runner)), [2 / 255] * 3, [-1.0] * 3, mask=True)
+            self.session = onnx_session(rec, engine_config)
         else:
             self.rec.runner = TimedRunner(self.rec.runner, self.timings, "rec_infer", True, self.max_width)
         self.det.runner = TimedRunner(det_runner, self.timings, "det_infer")
@@ -150,10 +146,9 @@ class BatchedReader:
         polys: list = [[] for _ in pages]
         size = self.det_batch_size
         for members in (group[b : b + size] for group in groups.values() for b in range(0, len(group), size)):
-            found = self.det([padded[i] for i in members], batch_size=len(members))
-            for i, res in zip(members, found):
-                if len(res["dt_polys"]):
-                    polys[i] = self.inner._sort_boxes(res["dt_polys"])
+            for i, found in zip(members, self._detect([padded[i] for i in members])):
+                if len(found):
+                    polys[i] = self.inner._sort_boxes(found)
         t["det"] += time.perf_counter() - start
         start = time.perf_counter()
         crops, owners = [], []
@@ -176,6 +171,22 @@ class BatchedReader:
                 out[i].append(OcrLine(box, text, float(score)))
         t["pages"] += len(pages)
         return out
+
+    def _detect(self, pages: list[np.ndarray]) -> list:
+        """Text boxes per page (pages of one shape): paddlex's resize and DB post-processing; with an
+        ONNX Runtime session the pixels go in as uint8 and are scaled on the device."""
+        det = self.det
+        if self.det_session is None or any(p.ndim != 3 or p.shape[2] != 3 for p in pages):
+            return [res["dt_polys"] for res in det(pages, batch_size=len(pages))]
+        images, shapes = det.pre_tfs["Resize"](imgs=det.pre_tfs["Read"](imgs=pages), limit_side_len=det.limit_side_len,
+                                               limit_type=det.limit_type, max_side_limit=det.max_side_limit)
+        x = np.stack(images)
+        start = time.perf_counter()
+        preds = self.det_session.run(None, {"image": x})
+        self.timings["det_infer"] += time.perf_counter() - start
+        det.runner.shapes.add(x.shape)
+        polys, _ = det.post_op(preds, shapes, thresh=det.thresh, box_thresh=det.box_thresh, unclip_ratio=det.unclip_ratio)
+        return polys
 
     def _recognise(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         """(text, score) per crop; crops of similar width share a batch, fewer per batch as lines get wider."""
@@ -205,16 +216,26 @@ class BatchedReader:
         return max(min(4, self.rec_batch_size), min(self.rec_batch_size, int(self.rec_batch_size * (1536 / width) ** 2)))
 
     def _run_session(self, batch: list[np.ndarray], rows: int) -> list[tuple[str, float]]:
-        """paddlex's own reading and resizing, one padded (batch, bucket) shape, its CTC decoding."""
-        images = self.rec.pre_tfs["ReisizeNorm"](imgs=self.rec.pre_tfs["Read"](imgs=batch))
-        c, h = images[0].shape[:2]
-        width = width_bucket(max(im.shape[2] for im in images), self.max_width)
-        x = np.zeros((max(len(images), rows), c, h, width), dtype=np.float32)
-        for j, im in enumerate(images):
-            x[j, :, :, : im.shape[2]] = im
-        self.rec_shapes.add(x.shape)
+        """paddlex's reading and resizing (its `OCRReisizeNormImg`, kept in uint8: the scaling runs on the
+        device), one padded (batch, bucket) shape, its CTC decoding."""
+        norm = self.rec.pre_tfs["ReisizeNorm"]
+        _, height, min_width = norm.rec_image_shape
+        sized = []
+        for image in self.rec.pre_tfs["Read"](imgs=batch):
+            ratio = image.shape[1] / float(image.shape[0])
+            width = int(height * max(min_width / height, ratio))  # paddlex: the line's own padded width
+            resized = norm.max_imgW if width > norm.max_imgW else min(width, math.ceil(height * ratio))
+            sized.append((cv2.resize(image, (resized, height)), min(width, norm.max_imgW)))
+        width = width_bucket(max(w for _, w in sized), self.max_width)
+        rows = max(len(sized), rows)
+        x = np.zeros((rows, height, width, 3), dtype=np.uint8)
+        valid = np.zeros((rows, 1, 1, width), dtype=np.uint8)
+        for j, (image, _) in enumerate(sized):
+            x[j, :, : image.shape[1]] = image.reshape(height, image.shape[1], -1)
+            valid[j, ..., : image.shape[1]] = 1
+        self.rec_shapes.add((rows, 3, height, width))
         start = time.perf_counter()
-        index, prob = self.session.run(None, {self.input_name: x})
+        index, prob = self.session.run(None, {"image": x, "valid": valid})
         self.timings["rec_infer"] += time.perf_counter() - start
-        n = len(images)
+        n = len(sized)
         return [(text, float(score)) for text, score in self.rec.post_op.decode(index[:n], prob[:n], is_remove_duplicate=True)]

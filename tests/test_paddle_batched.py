@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -94,6 +95,39 @@ def test_batched_reader_reads_like_paddleocr(readers, eval_dir):
         assert all(0 <= x <= w and 0 <= y <= h for line in mine for x, y in line.box)  # unpadded coordinates
     assert len(batched.shapes["det"]) <= len(SAMPLE)
     assert batched.timings["rec_infer"] > 0 and batched.timings["pages"] == len(SAMPLE)
+
+
+def test_uint8_inputs_read_like_paddlex_float_preprocessing(readers, eval_dir):
+    """Pixels go to ONNX Runtime as uint8 and are scaled in the graph: the same model outputs as
+    paddlex's float32 NCHW pre-processing (detection), the same decoded lines (recognition, with
+    the padding of each line masked to the zeros paddlex pads with)."""
+    batched, _ = readers
+    s, f, _, _ = SAMPLE[0]
+    page = pad_to_multiple(np.ascontiguousarray(np.asarray(Image.open(eval_dir / s / f).convert("RGB"))[:, :, ::-1]), 128)
+    det, tfs = batched.det, batched.det.pre_tfs
+    images, _ = tfs["Resize"](imgs=[page], limit_side_len=det.limit_side_len, limit_type=det.limit_type,
+                              max_side_limit=det.max_side_limit)
+    x = tfs["ToBatch"](imgs=tfs["ToCHW"](imgs=tfs["Normalize"](imgs=images)))[0]
+    float_det = ort.InferenceSession(bundled_model_dir("PP-OCRv5_mobile_det", "onnxruntime") + "/inference.onnx",
+                                     providers=["CPUExecutionProvider"])
+    (expected,) = float_det.run(None, {float_det.get_inputs()[0].name: x})
+    (got,) = batched.det_session.run(None, {"image": np.stack(images)})
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+    crops = [page[100 + 40 * k : 140 + 40 * k, 80 : 80 + w] for k, w in enumerate((60, 400, 900, 1300))]
+    norm = batched.rec.pre_tfs["ReisizeNorm"]
+    floats = norm(imgs=crops)
+    width = width_bucket(max(im.shape[2] for im in floats))
+    x = np.zeros((4, 3, 48, width), np.float32)
+    for j, im in enumerate(floats):
+        x[j, :, :, : im.shape[2]] = im
+    float_rec = ort.InferenceSession(str(ctc_argmax_model(Path(batched.rec.runner.model_dir) / "inference.onnx")),
+                                     providers=["CPUExecutionProvider"])
+    index, prob = float_rec.run(None, {float_rec.get_inputs()[0].name: x})
+    expected = batched.rec.post_op.decode(index, prob, is_remove_duplicate=True)
+    got = batched._run_session(crops, 4)
+    assert [t for t, _ in got] == [t for t, _ in expected] and any(t for t, _ in got)
+    np.testing.assert_allclose([p for _, p in got], [p for _, p in expected], atol=1e-4)
 
 
 def test_wide_lines_get_smaller_recognition_batches(readers):

@@ -6,7 +6,7 @@
 #   bash cluster/gpu-bench/gpu.sh vlmraw
 #   bash cluster/gpu-bench/gpu.sh servepaddle        (bench --serve: the batch job, then the Serve app at 1, 8, 32)
 #   bash cluster/gpu-bench/gpu.sh servevlm           (the same for the VLM, random weights; --serve-levels below)
-# Steps: install | pages:N | warm | paddle | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servepaddle | servevlm | check
+# Steps: install | pages:N | warm | paddle[-NAME] | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servepaddle | servevlm | check
 # warm: one vLLM start in a plain process (Triton, Inductor and FlashInfer caches filled, as on any node that
 # started vLLM before), so that the runs after it start alike; torch.compile itself runs on every start
 # (VLLM_DISABLE_COMPILE_CACHE=1). Its time is the cold start of raw vLLM on this machine.
@@ -18,7 +18,7 @@ START=$(date +%s)
 CALL_LIMIT=${CALL_LIMIT:-590}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-SNAP=$ROOT/.gpu-snap                                   # the code measured: git archive HEAD | tar -x -C .gpu-snap
+SNAP=${SNAP:-$ROOT/.gpu-snap}                          # the code measured: git archive HEAD | tar -x -C .gpu-snap
 TIKTOKEN=${TIKTOKEN:-$ROOT/.device-lists/qwen.tiktoken}  # pipeline/bench_model.py says where to get it
 OUT=${OUT:-/root/out-local}
 mkdir -p "$OUT" /root/out /root/stage
@@ -140,7 +140,8 @@ for step in "$@"; do
     pages:*) pages "${step#pages:}" || { say "pages FAILED"; exit 1; } ;;
     check) versions ;;
     warm) warm ;;
-    paddle) bench paddle 300 --config configs/gpu.yaml --skip-baseline ;;
+    # paddle-NAME: the same run under another name (A/B: SNAP=/path/to/other/snapshot gpu.sh paddle-old)
+    paddle|paddle-*) bench "$step" 300 --config configs/gpu.yaml --skip-baseline ;;
     hybrid) bench hybrid 560 --config configs/gpu-hybrid.yaml --skip-baseline "${DUMMY[@]}" ;;
     vlm) bench vlm 420 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages ${VLM_PAGES:-1000} --skip-baseline ;;
     vlmraw) bench vlmraw 420 --pages 200 --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
