@@ -57,7 +57,7 @@ def test_gpu_actors_leave_half_the_node_to_render():
     assert line, done.stderr[-3000:]
     plans = json.loads(line[4:])
     paddle = plans["gpu.yaml"]
-    assert paddle["device"] == "gpu" and paddle["actors"] == 8
+    assert paddle["device"] == "gpu" and paddle["actors"] == 10
     assert paddle["render_slots"] >= 8 and paddle["actors"] * paddle["actor_cpus"] <= 8
     hybrid = plans["gpu-hybrid.yaml"]
     assert hybrid["actors"] == 8 and hybrid["render_slots"] >= 7 and hybrid["vlm_cpus"] == 1.0

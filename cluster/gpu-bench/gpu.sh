@@ -141,7 +141,7 @@ for step in "$@"; do
     check) versions ;;
     warm) warm ;;
     # paddle-NAME: the same run under another name (A/B: SNAP=/path/to/other/snapshot gpu.sh paddle-old)
-    paddle|paddle-*) bench "$step" 300 --config configs/gpu.yaml --skip-baseline ;;
+    paddle|paddle-*) bench "$step" 300 --config configs/gpu.yaml --skip-baseline ${PADDLE_ARGS:-} ;;
     hybrid) bench hybrid 560 --config configs/gpu-hybrid.yaml --skip-baseline "${DUMMY[@]}" ;;
     vlm) bench vlm 420 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages ${VLM_PAGES:-1000} --skip-baseline ;;
     vlmraw) bench vlmraw 420 --pages 200 --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
@@ -154,7 +154,7 @@ for step in "$@"; do
     # configs/gpu-vlm-24gb.yaml (FP8, 32 sequences) held to 22 GB of the card: what fits on a 24 GB card, at this card's speed
     vlm24) bench vlm24 400 --config configs/gpu-vlm-24gb.yaml "${DUMMY[@]}" --set vlm.gpu_memory_utilization=0.157 \
              --pages ${VLM24_PAGES:-120} --skip-baseline ;;
-    # gpu.yaml's serve section: 8 PaddleOCR replicas x 0.125 GPU (the batch pool's 8 actors), 4 ingress replicas
+    # gpu.yaml's serve section: 10 PaddleOCR replicas x 0.1 GPU (the batch pool's 10 actors), 4 ingress replicas
     servepaddle) bench servepaddle 555 --serve-levels ${SERVE_LEVELS_PADDLE:-32,8:160,1:40} --serve --mode paddle \
                    --config configs/gpu.yaml --pages ${SERVE_PAGES:-300} ;;
     # vlm mode: PaddleReader at 0 replicas (the app binds it in every mode; at its 0.25 GPU the 1-GPU VLM replica
