@@ -51,7 +51,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.classify_lines import cell_features, model_route, stroke_width_cv
+from pipeline.classify_lines import cell_features, closed_ink_features, model_route, stroke_width_cv
 from pipeline.types import ROUTES, Classification
 
 MAX_SIDE = 1000  # downscale by an integer factor to a longest side near this (px)
@@ -301,6 +301,7 @@ def page_features(image: np.ndarray) -> dict[str, float]:
         "border_dark": _border_dark(gray, paper_white),
         "stroke_cv": stroke_width_cv(text_ink),
         **cell_features(text_ink),
+        **closed_ink_features(text_ink, _blob_stats),
     }
 
 

@@ -70,6 +70,16 @@ def stroke_width_cv(text_ink: np.ndarray) -> float:
     return float(vals.std() / (vals.mean() + 1e-6)) if vals.size > 50 else 0.0
 
 
+def closed_ink_features(text_ink: np.ndarray, blob_stats) -> dict[str, float]:
+    """The glyph statistics again after a 3x3 closing of the ink, which rejoins the strokes that a faint or
+    worn typewriter ribbon (or a 150 DPI scan) breaks into specks: without it such a typed letter's glyph
+    heights and stroke widths look as uneven as a hand's. `blob_stats`: classify._blob_stats."""
+    closed = cv2.morphologyEx(text_ink, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    _, height_cv, _, height_peak, shape_repeat = blob_stats(closed)
+    return {"closed_height_peak": height_peak, "closed_shape_repeat": shape_repeat, "closed_height_cv": height_cv,
+            "closed_stroke_cv": stroke_width_cv(closed)}
+
+
 # The learned part of the router: a multinomial logistic model over these features (counts and the ink
 # ratio on a log scale) for the pages that the photo, blank and vertical rules leave. Fitted on the tuning
 # part only (`python -m pipeline.page_gen --fit`: real tuning pages weighted 6, forms 0.5 as they may also
@@ -79,34 +89,39 @@ MODEL_CLASSES = ("horizontal", "table", "handwriting", "vertical")
 MODEL_FEATURES = ("ink_ratio", "row_gap", "col_gap", "row_runs", "col_runs", "midtone_ratio", "axis_energy",
                   "line_sharpness", "height_peak", "shape_repeat", "stroke_cv", "cell_share", "aligned_cells",
                   "cells_per_row", "cell_width", "wide_col_gap", "gutter_gap", "rule_crossings", "h_rules", "v_rules",
-                  "height_cv", "blob_aspect", "edge_density")
+                  "height_cv", "blob_aspect", "edge_density", "closed_height_peak", "closed_shape_repeat",
+                  "closed_height_cv", "closed_stroke_cv")
 LOG_FEATURES = ("rule_crossings", "h_rules", "v_rules", "cells_per_row", "row_runs", "col_runs")
 MODEL_W = (  # horizontal, table, handwriting, vertical
-    (-0.3116, 0.5069, -0.3796, 0.1843),  # ink_ratio
-    (0.1044, 3.157, -1.703, -1.558),  # row_gap
-    (-1.128, 0.8333, -0.9734, 1.268),  # col_gap
-    (-0.1996, -0.3108, 0.2442, 0.2662),  # row_runs
-    (-0.09245, -0.08677, 0.2618, -0.08261),  # col_runs
-    (-0.2772, -3.731, -0.3184, 4.326),  # midtone_ratio
-    (-4.013, 7.616, -4.44, 0.8373),  # axis_energy
-    (3.657, 3.975, -7.867, 0.2349),  # line_sharpness
-    (1.931, 0.5869, -3.196, 0.6782),  # height_peak
-    (1.674, 1.027, -2.174, -0.5263),  # shape_repeat
-    (2.2, 2.384, -6.987, 2.404),  # stroke_cv
-    (-1.867, 0.37, 0.8609, 0.6361),  # cell_share
-    (-1.464, 1.111, -0.8234, 1.176),  # aligned_cells
-    (-0.1845, -0.6069, 0.3269, 0.4646),  # cells_per_row
-    (6.11, -1.993, -2.173, -1.945),  # cell_width
-    (-2.523, 1.455, -0.7782, 1.847),  # wide_col_gap
-    (-2.01, 3.525, -1.918, 0.4039),  # gutter_gap
-    (-0.01198, 0.0538, -0.1591, 0.1173),  # rule_crossings
-    (-0.03331, 0.2959, -0.2482, -0.01437),  # h_rules
-    (-0.1509, -0.4968, 0.1095, 0.5382),  # v_rules
-    (0.3771, -0.119, -0.2588, 0.0007061),  # height_cv
-    (-0.6966, -0.354, 0.2351, 0.8154),  # blob_aspect
-    (3.49, 0.05745, -5.255, 1.707),  # edge_density
+    (-0.2959, 0.5506, -0.3906, 0.1359),  # ink_ratio
+    (-0.3689, 3.003, -1.481, -1.153),  # row_gap
+    (-1.471, 1.015, -0.4612, 0.9166),  # col_gap
+    (-0.1196, -0.2559, 0.2168, 0.1587),  # row_runs
+    (-0.09674, -0.1179, 0.2604, -0.04579),  # col_runs
+    (0.5787, -3.302, -0.8462, 3.569),  # midtone_ratio
+    (-4.017, 7.328, -3.949, 0.638),  # axis_energy
+    (3.653, 2.95, -6.789, 0.1861),  # line_sharpness
+    (1.928, -0.1221, -2.198, 0.3916),  # height_peak
+    (0.6814, 0.8763, -1.058, -0.4999),  # shape_repeat
+    (1.404, 2.315, -5.302, 1.583),  # stroke_cv
+    (-1.739, 0.5084, 0.7813, 0.4495),  # cell_share
+    (-2.094, 1.263, 0.06573, 0.7653),  # aligned_cells
+    (-0.001821, -0.4216, 0.09972, 0.3237),  # cells_per_row
+    (6.069, -1.66, -3.044, -1.365),  # cell_width
+    (-2.282, 1.711, -0.7332, 1.303),  # wide_col_gap
+    (-2.161, 3.224, -1.399, 0.3366),  # gutter_gap
+    (-0.08677, 0.07319, -0.07034, 0.08392),  # rule_crossings
+    (-0.03681, 0.2267, -0.1908, 0.0008673),  # h_rules
+    (-0.0867, -0.4992, 0.2097, 0.3763),  # v_rules
+    (0.7807, -0.3616, -0.4582, 0.0391),  # height_cv
+    (-0.7512, -0.1777, 0.328, 0.6008),  # blob_aspect
+    (2.963, 0.1082, -4.364, 1.293),  # edge_density
+    (1.932, 0.8793, -4.242, 1.431),  # closed_height_peak
+    (1.979, -0.4047, -2.831, 1.257),  # closed_shape_repeat
+    (-0.3137, 0.2754, 0.1373, -0.09897),  # closed_height_cv
+    (1.944, -1.895, -4.228, 4.179),  # closed_stroke_cv
 )
-MODEL_B = (3.078, -8.202, 12.23, -7.109)
+MODEL_B = (1.389, -7.264, 14.63, -8.755)
 
 
 def model_vector(f: dict[str, float]) -> np.ndarray:

@@ -42,6 +42,7 @@ ALSO_OK = {"form": {"horizontal"}}  # a form read as plain text still goes to Pa
 TEST_SEED0 = 1_000_000  # seeds from here on: held-out part (the first one, looked at while tuning)
 FRESH_SEED0 = 2_000_000  # seeds from here on: the fresh held-out part, measured once after the tuning
 FRESH2_SEED0 = 3_000_000  # seeds from here on: the second fresh part (issue 14), measured once
+FRESH3_SEED0 = 4_000_000  # the third fresh part: first measured with the closed-ink features (2026-12-05), once
 DPI_CHOICES = (1.0, 1.0, 1.0, 0.81, 1.3)  # varied pages: 185 DPI, or 150 / 240
 
 
@@ -185,7 +186,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-test", type=int, default=10, help="generated held-out pages per kind")
     ap.add_argument("--n-fresh", type=int, default=10, help="generated pages per kind of the fresh held-out part")
     ap.add_argument("--n-fresh2", type=int, default=10, help="generated pages per kind of the second fresh part")
-    ap.add_argument("--parts", default="tune,test,fresh", help="which parts to report: tune, test, fresh, fresh2")
+    ap.add_argument("--n-fresh3", type=int, default=10, help="generated pages per kind of the third fresh part")
+    ap.add_argument("--parts", default="tune,test,fresh", help="which parts to report: tune, test, fresh, fresh2, fresh3")
     ap.add_argument("--save", help="only write held-out generated pages as PNGs to this folder")
     ap.add_argument("--fit", action="store_true", help="only refit the router's model on the tuning part (80 pages per kind)")
     args = ap.parse_args(argv)
@@ -201,7 +203,8 @@ def main(argv=None) -> int:
     real = real_pages()
     parts = {"tune": ("tuning", args.n_tune, 0, "tune"), "test": ("held-out", args.n_test, TEST_SEED0, "test"),
              "fresh": ("fresh held-out", args.n_fresh, FRESH_SEED0, None),
-             "fresh2": ("second fresh held-out", args.n_fresh2, FRESH2_SEED0, None)}  # real pages: their real_split part
+             "fresh2": ("second fresh held-out", args.n_fresh2, FRESH2_SEED0, None),
+             "fresh3": ("third fresh held-out", args.n_fresh3, FRESH3_SEED0, None)}  # real pages: their real_split part
     for key in args.parts.split(","):
         part, n, s0, real_part = parts[key]
         r = route_all([it[1:] for it in real if it[0] == real_part])
