@@ -24,7 +24,7 @@ from actors.vlm import needs_vlm
 from pipeline.config import PaddleConfig, RunConfig
 from pipeline.pixels import page_pixels
 from actors.page_structure import PageStructure
-from pipeline.schema import lines_to_json, tables_to_json
+from pipeline.schema import ENGINE_COLUMNS, ensure_columns, lines_to_json, tables_to_json
 from pipeline.types import OcrLine, this_node
 from pipeline.vertical_seals import remove_seals
 
@@ -264,6 +264,7 @@ class PaddleOcrPredictor:
         return batch
 
     def _read(self, batch: pd.DataFrame, todo: list) -> None:
+        ensure_columns(batch, ENGINE_COLUMNS)
         images = [page_pixels(batch.loc[i]) for i in todo]
         if self.cfg.layout.vertical_seals == "remove":  # seal ink over a vertical book page, off before detection
             images = [remove_seals(im) if batch.at[i, "route"] == "vertical" else im for i, im in zip(todo, images)]

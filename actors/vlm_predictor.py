@@ -18,7 +18,7 @@ from actors.vlm import model_label, needs_vlm
 from actors.vlm_engine import VlmEngine
 from pipeline.config import VlmConfig
 from pipeline.pixels import page_pixels
-from pipeline.schema import tables_to_json
+from pipeline.schema import ENGINE_COLUMNS, ensure_columns, tables_to_json
 from pipeline.tables import tables_in_text
 from pipeline.types import this_node
 
@@ -82,9 +82,7 @@ class VlmPredictor:
         return self._done(batch)
 
     def _submit(self, batch: pd.DataFrame) -> list:
-        for col in VLM_COLUMNS:
-            if col not in batch:
-                batch[col] = None
+        ensure_columns(batch, ENGINE_COLUMNS + VLM_COLUMNS)
         todo = batch.index[needs_vlm(batch, self.escalate, self.cfg.escalate_below)].tolist()
         return [(i, self.engine.read(page_pixels(batch.loc[i]), str(batch.at[i, "page_id"]) if "page_id" in batch else ""))
                 for i in todo]

@@ -70,6 +70,16 @@ OUTPUT_SCHEMA = pa.schema(
 )
 
 _INTERMEDIATE_ONLY = ("image", "lines_json", "tables_json", "error_stage")
+# what an engine stage writes into a page row (a row from elsewhere, e.g. a Serve request, may lack some)
+ENGINE_COLUMNS = ("text", "lines_json", "tables_json", "confidence", "paddle_confidence", "engine", "model", "node",
+                  "seconds_ocr", "error")
+
+
+def ensure_columns(batch, columns) -> None:
+    """Add the missing `columns` to a pandas batch as nulls, so that rows can be set with `.at`."""
+    for col in columns:
+        if col not in batch:
+            batch[col] = None
 
 
 def lines_to_json(lines, regions: list[str | None] | None = None) -> str:
