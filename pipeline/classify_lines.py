@@ -70,16 +70,6 @@ def stroke_width_cv(text_ink: np.ndarray) -> float:
     return float(vals.std() / (vals.mean() + 1e-6)) if vals.size > 50 else 0.0
 
 
-def closed_ink_features(text_ink: np.ndarray, blob_stats) -> dict[str, float]:
-    """The glyph statistics again after a 3x3 closing of the ink, which rejoins the strokes that a faint or
-    worn typewriter ribbon (or a 150 DPI scan) breaks into specks: without it such a typed letter's glyph
-    heights and stroke widths look as uneven as a hand's. `blob_stats`: classify._blob_stats."""
-    closed = cv2.morphologyEx(text_ink, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    _, height_cv, _, height_peak, shape_repeat = blob_stats(closed)
-    return {"closed_height_peak": height_peak, "closed_shape_repeat": shape_repeat, "closed_height_cv": height_cv,
-            "closed_stroke_cv": stroke_width_cv(closed)}
-
-
 # The learned part of the router: a multinomial logistic model over these features (counts and the ink
 # ratio on a log scale) for the pages that the photo, blank and vertical rules leave. Fitted on the tuning
 # part only (`python -m pipeline.page_gen --fit`: real tuning pages weighted 6, forms 0.5 as they may also
