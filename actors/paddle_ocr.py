@@ -181,6 +181,26 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None)
     return lambda pages: [_lines(r) for r in ocr.predict(pages)]
 
 
+def load_reader(cfg: PaddleConfig, device: str, threads: int | None = None):
+    """(paddleocr's pipeline, the reader that runs it) for `device`.
+
+    The batched reader with ONNX Runtime on a GPU runs both models in its own uint8 sessions; paddleocr's
+    pipeline then only lends its pre/post-processing (and reads pages that are not 3-channel), so it is
+    built on the CPU, one thread: two GPU sessions fewer per actor to create and hold. When the reader
+    cannot have its own sessions (no ONNX files beside the models), the pipeline is built on the GPU.
+    """
+    batched = cfg.reader == "batched" or (cfg.reader == "auto" and device == "gpu")
+    if not (batched and device == "gpu" and cfg.engine == "onnxruntime"):
+        ocr = load_paddleocr(cfg, device, threads)
+        return ocr, make_reader(ocr, cfg, device, threads)
+    ocr = load_paddleocr(cfg, "cpu", 1)
+    read = make_reader(ocr, cfg, device, threads)
+    if read.session is None or read.det_session is None:
+        ocr = load_paddleocr(cfg, device, threads)
+        read = make_reader(ocr, cfg, device, threads)
+    return ocr, read
+
+
 def recognise(read, images: list[np.ndarray]) -> list[list[OcrLine] | Exception]:
     """OCR RGB pages in one batched call; if the batch fails, retry page by page to isolate the bad one."""
     bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in images]
@@ -248,8 +268,7 @@ class PaddleOcrPredictor:
         self.device = resolve_device(self.cfg.paddle)
         self.model = model_label(self.cfg.paddle, self.device)
         self.node = this_node()
-        self.ocr = load_paddleocr(self.cfg.paddle, self.device, cpu_threads)
-        self.read = make_reader(self.ocr, self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads)
+        self.ocr, self.read = load_reader(self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads)
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.device == "gpu" else None
         self.structure = PageStructure(self.cfg.layout, providers, cpu_threads or self.cfg.paddle.cpu_threads)
 

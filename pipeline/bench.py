@@ -69,13 +69,12 @@ def profile_reader(pages: list[dict], config) -> dict:
     from collections import defaultdict
 
     from actors.paddle_batched import BatchedReader, time_runners
-    from actors.paddle_ocr import load_paddleocr, make_reader, recognise, resolve_device
+    from actors.paddle_ocr import load_reader, recognise, resolve_device
 
     images = ocr_images(pages, config)
     device = resolve_device(config.paddle)
     start = time.perf_counter()
-    ocr = load_paddleocr(config.paddle, device)
-    read = make_reader(ocr, config.paddle, device)
+    ocr, read = load_reader(config.paddle, device)
     if isinstance(read, BatchedReader):
         timings = read.timings
     else:

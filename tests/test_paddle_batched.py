@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from actors.models import bundled_model_dir, ctc_argmax_model
-from actors.paddle_batched import BatchedReader, pad_to_multiple, width_bucket
+from actors.paddle_batched import BatchedReader, pad_to_multiple, pipeline_parts, width_bucket
 from actors.page_structure import PageStructure
-from actors.paddle_ocr import load_paddleocr, make_reader, onnx_engine_config
+from actors.paddle_ocr import load_paddleocr, load_reader, make_reader, onnx_engine_config
 from pipeline.bench import pool_rate
 from pipeline.config import LayoutConfig, PaddleConfig, RunConfig
 from pipeline.job import run_job
@@ -135,6 +135,20 @@ def test_wide_lines_get_smaller_recognition_batches(readers):
     narrow, wide = np.zeros((30, 200, 3), np.uint8), np.zeros((30, 2000, 3), np.uint8)
     assert batched.batch_for(narrow) == 16
     assert 4 <= batched.batch_for(wide) < 16
+
+
+def test_on_a_gpu_paddleocrs_own_models_stay_on_the_cpu(readers, eval_dir):
+    """The batched reader's own sessions read the pages on the GPU: paddleocr's pipeline, which only
+    lends its pre/post-processing, is built on the CPU (no idle GPU sessions per actor). Here the
+    reader's sessions fall back to the CPU, as ONNX Runtime does without CUDA."""
+    cfg = RunConfig(paddle={"rec_batch_size": 16}).paddle
+    ocr, read = load_reader(cfg, "gpu", 2)
+    _, det, rec = pipeline_parts(ocr)
+    assert isinstance(read, BatchedReader) and read.session is not None and read.det_session is not None
+    assert det.device == "cpu" and rec.device == "cpu"
+    page = np.ascontiguousarray(np.asarray(Image.open(eval_dir / SAMPLE[0][0] / SAMPLE[0][1]).convert("RGB"))[:, :, ::-1])
+    mine, theirs = read([page])[0], readers[0]([page])[0]
+    assert len(mine) >= 5 and [l.text for l in mine] == [l.text for l in theirs]
 
 
 def test_ray_job_with_batched_reader(eval_dir, ray_local, tmp_path):
