@@ -120,6 +120,14 @@ def paddle_gpu_share(p, v, gpus: float, vlm_gpus: float, by_type: dict) -> float
     return max(0.0, by_type.get(p.accelerator_type, 0.0) - (vlm_gpus if shared else 0.0))
 
 
+def inference_threads(p, use_gpu: bool, cpus: float, actors: int) -> int:
+    """Inference threads of one PaddleOCR actor (or Serve replica): on a GPU `num_cpus` (the models run
+    there; threads do pre/post-processing, and 8-10 actors share the node); on the CPU the node's cores
+    shared among the actors (rendering and classifying cost ~3% of OCR time, and the CPU reservation
+    only keeps Ray's scheduler from starving them)."""
+    return p.cpu_threads or max(1, int(p.num_cpus if use_gpu else cpus // max(actors, 1)))
+
+
 def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:
     """Size the actor pools from the cluster's resources (fractional GPUs or CPUs).
 
@@ -157,9 +165,7 @@ def plan_pool(config: RunConfig, todo_pages: int, total_pages: int) -> Plan:
     plan.device, plan.actors = ("gpu" if use_gpu else "cpu"), actors
     plan.actor_cpus = max(0.01, min(p.num_cpus, free_cpus / actors))
     plan.render_slots = round(cpus - v.replicas * vlm_cpus - actors * plan.actor_cpus, 2)
-    # Inference threads: on the CPU every core (rendering and classifying cost ~3% of OCR time, and
-    # the reservation above only keeps Ray's scheduler from starving them); on a GPU, num_cpus.
-    plan.cpu_threads = p.cpu_threads or max(1, int(p.num_cpus if use_gpu else cpus // actors))
+    plan.cpu_threads = inference_threads(p, use_gpu, cpus, actors)
     if use_gpu and vlm_device == "gpu":
         plan.gpu_split, plan.overrides = split_gpu(config, actors, total_gpu_gb() if gpu_visible() else None)
     return plan

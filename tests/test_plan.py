@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -43,7 +44,7 @@ SCRIPT = textwrap.dedent(
     for name in ("gpu.yaml", "gpu-hybrid.yaml"):
         plan = plan_pool(load_config("configs/" + name), 2000, 2000)
         out[name] = {"actors": plan.actors, "actor_cpus": plan.actor_cpus, "render_slots": plan.render_slots,
-                     "vlm_cpus": plan.vlm_cpus, "device": plan.device}
+                     "vlm_cpus": plan.vlm_cpus, "device": plan.device, "cpu_threads": plan.cpu_threads}
     print("PLAN" + json.dumps(out))
     """
 )
@@ -59,9 +60,21 @@ def test_gpu_actors_leave_half_the_node_to_render():
     paddle = plans["gpu.yaml"]
     assert paddle["device"] == "gpu" and paddle["actors"] == 10
     assert paddle["render_slots"] >= 8 and paddle["actors"] * paddle["actor_cpus"] <= 8
+    assert paddle["cpu_threads"] == 2
     hybrid = plans["gpu-hybrid.yaml"]
     assert hybrid["actors"] == 8 and hybrid["render_slots"] >= 7 and hybrid["vlm_cpus"] == 1.0
     assert hybrid["actors"] * hybrid["actor_cpus"] + hybrid["vlm_cpus"] + hybrid["render_slots"] <= 16 + 1e-6
+
+
+def test_serve_replicas_on_a_gpu_get_the_batch_actors_threads():
+    """Ten PaddleReader replicas with a thread per core each (16 x 4 sessions x 10) fought over the node."""
+    from pipeline.serve.deployments import paddle_options, paddle_threads
+
+    gpu = load_config(REPO / "configs" / "gpu.yaml")
+    assert paddle_threads(gpu) == int(gpu.paddle.num_cpus) == 2
+    assert paddle_options(gpu)["ray_actor_options"]["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "2"
+    cpu = load_config(REPO / "configs" / "cpu.yaml", {"paddle.device": "cpu"})
+    assert paddle_threads(cpu) == (cpu.paddle.cpu_threads or os.cpu_count())  # one replica reads with every core
 
 
 CPU_SCRIPT = textwrap.dedent(

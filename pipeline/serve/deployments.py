@@ -17,6 +17,7 @@ from ray import serve
 from actors.paddle_ocr import PaddleOcrPredictor, resolve_device
 from actors.vlm import gpu_bundle, max_in_flight
 from pipeline.config import RunConfig
+from pipeline.plan import inference_threads
 
 
 def _rows(frame: pd.DataFrame) -> list[dict]:
@@ -27,9 +28,9 @@ def _rows(frame: pd.DataFrame) -> list[dict]:
 class PaddleReader:
     """PaddleOCR on fractional GPUs or CPU; pages of concurrent requests share one inference call."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, threads: int | None = None):
         self.cfg = RunConfig.model_validate(config)
-        self.predictor = PaddleOcrPredictor(config, cpu_threads=self.cfg.paddle.cpu_threads)
+        self.predictor = PaddleOcrPredictor(config, cpu_threads=threads or self.cfg.paddle.cpu_threads)
         self.read_batch.set_max_batch_size(self.cfg.serve.paddle_batch_size)
         self.read_batch.set_batch_wait_timeout_s(self.cfg.serve.batch_wait_timeout_s)
 
@@ -77,9 +78,19 @@ def _gpus_in_cluster() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
+def paddle_on_gpu(cfg: RunConfig) -> bool:
+    return resolve_device(cfg.paddle) == "gpu" or (cfg.paddle.device == "gpu" and _gpus_in_cluster())
+
+
+def paddle_threads(cfg: RunConfig) -> int:
+    """Inference threads of a PaddleReader replica: as the batch job's actors on a GPU (`paddle.num_cpus`:
+    ten replicas with a thread per core each would fight over the node); every core on the CPU."""
+    return inference_threads(cfg.paddle, paddle_on_gpu(cfg), os.cpu_count() or 1, 1)
+
+
 def paddle_options(cfg: RunConfig) -> dict:
     """Deployment options for PaddleReader from the config: autoscaling, queue bound, resources."""
-    gpu = resolve_device(cfg.paddle) == "gpu" or (cfg.paddle.device == "gpu" and _gpus_in_cluster())
+    gpu = paddle_on_gpu(cfg)
     a = cfg.serve.paddle
     return {
         "autoscaling_config": {"min_replicas": a.min_replicas, "max_replicas": a.max_replicas,
@@ -87,7 +98,7 @@ def paddle_options(cfg: RunConfig) -> dict:
         "max_ongoing_requests": 4 * cfg.serve.paddle_batch_size,
         "ray_actor_options": {"num_cpus": 1, "num_gpus": cfg.paddle.num_gpus if gpu else 0,
                               **({"accelerator_type": cfg.paddle.accelerator_type} if gpu and cfg.paddle.accelerator_type else {}),
-                              "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(cfg.paddle.cpu_threads or os.cpu_count() or 1)}}},
+                              "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(paddle_threads(cfg))}}},
     }
 
 

@@ -77,9 +77,10 @@ def bare_page_seconds(files: list[str], config, n: int = 8) -> float | None:
 
     from actors.paddle_ocr import PaddleOcrPredictor
     from pipeline.prepare import prepare_page
+    from pipeline.serve.deployments import paddle_threads
     from pipeline.serve.uploads import Upload, page_rows
 
-    predictor = PaddleOcrPredictor(config.model_dump(), cpu_threads=config.paddle.cpu_threads)
+    predictor = PaddleOcrPredictor(config.model_dump(), cpu_threads=paddle_threads(config))  # as a replica has
     times = []
     for i, path in enumerate(files[: n + 1]):
         data = Path(path).read_bytes()
