@@ -8,17 +8,15 @@ and, later, Ray Serve deployments wrap.
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import os
-import sys
 import time
-import types
 
 import numpy as np
 import pandas as pd
 
 from actors.models import ArenaShrinking, bundled_model_dir
+from actors.paddle_imports import lean_paddleocr_imports
 from actors.paddle_batched import pipeline_parts
 from actors.vlm import needs_vlm
 from pipeline.config import PaddleConfig, RunConfig
@@ -94,38 +92,13 @@ def onnx_engine_config(cfg: PaddleConfig, device: str, threads: int | None, shar
     return config
 
 
-def modelscope_without_torch() -> None:
-    """Keep torch out of a process that only runs PaddleOCR.
-
-    paddlex imports modelscope (for downloads), whose logger imports `modelscope.utils.torch_utils`
-    (and with it torch, ~230 MB and ~1.6 s) only to ask whether torch.distributed is running. In a
-    process that has not imported torch, the answer is no: a stand-in module gives it, and loads
-    the real one if anything asks it for more.
-    """
-    name = "modelscope.utils.torch_utils"
-    if "torch" in sys.modules or name in sys.modules:
-        return
-    stub = types.ModuleType(name)
-    stub.is_dist = lambda: False
-    stub.is_master = lambda group=None: True
-
-    def real(attr: str):
-        if attr.startswith("__"):  # the import system's own probes (__path__, __spec__, ...)
-            raise AttributeError(attr)
-        sys.modules.pop(name, None)
-        return getattr(importlib.import_module(name), attr)
-
-    stub.__getattr__ = real
-    sys.modules[name] = stub
-
-
 def load_paddleocr(cfg: PaddleConfig, device: str, cpu_threads: int | None = None, stock: bool = False):
     """paddleocr's OCR pipeline with detection + recognition only (no document unwarping).
 
     `stock`: paddleocr's defaults for everything but the models (the out-of-the-box baseline).
     """
     if not stock:
-        modelscope_without_torch()
+        lean_paddleocr_imports()
     from paddleocr import PaddleOCR
 
     logging.getLogger("paddlex").setLevel(logging.WARNING)  # no "Creating model" line per actor
@@ -251,6 +224,18 @@ def lower_priority(nice: int) -> None:
             pass
 
 
+def process_age() -> float | None:
+    """Seconds since this process started (Linux's /proc), None where that cannot be read."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the command name: field 3 onwards
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))  # field 22: start time in ticks since boot
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class PaddleOcrPredictor:
     """Ray Data callable: OCRs the rows that need it, passes every other row through unchanged.
 
@@ -260,7 +245,8 @@ class PaddleOcrPredictor:
     """
 
     def __init__(self, config: dict, cpu_threads: int | None = None, skip_routes: tuple = (), keep_pixels_below: float | None = None,
-                 nice: int = 0):
+                 nice: int = 0, on_ready=None):
+        start, age = time.perf_counter(), process_age()
         lower_priority(nice)
         self.cfg = RunConfig.model_validate(config)
         self.skip_routes = set(skip_routes)
@@ -268,9 +254,19 @@ class PaddleOcrPredictor:
         self.device = resolve_device(self.cfg.paddle)
         self.model = model_label(self.cfg.paddle, self.device)
         self.node = this_node()
+        lean_paddleocr_imports()  # as load_paddleocr does, before paddleocr's import
+        import paddleocr  # noqa: F401  (timed on its own: most of an actor's start on a CPU)
+
+        imported = time.perf_counter()
         self.ocr, self.read = load_reader(self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads)
+        models = time.perf_counter()
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.device == "gpu" else None
         self.structure = PageStructure(self.cfg.layout, providers, cpu_threads or self.cfg.paddle.cpu_threads)
+        # seconds of each start phase; `process`: the worker's own start and imports before this constructor
+        self.start_phases = {"process": None if age is None else round(age, 2), "import_paddleocr": round(imported - start, 2),
+                             "det_rec_models": round(models - imported, 2), "layout_tables": round(time.perf_counter() - models, 2)}
+        if on_ready is not None:  # the job's timeline (ProgressCounter.actor_ready)
+            on_ready(time.time(), self.start_phases)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         todo = batch.index[batch["error"].isna() & (batch["engine"] == "") & ~batch["route"].isin(self.skip_routes)].tolist()

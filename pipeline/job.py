@@ -91,6 +91,7 @@ class ProgressCounter:
         self.engines: dict[str, list[float]] = {}  # engine -> [first, last] time its rows reached the writer
         self.vlm_ready: list[float] = []
         self.vlm_phases: list[dict] = []  # per engine: seconds of each start phase (VlmEngine.phases)
+        self.paddle_ready: list[tuple[float, dict]] = []  # per PaddleOCR actor: when it was ready, its start phases
 
     def add(self, done: int, errors: int, engines: tuple = ()) -> None:
         self.done += done
@@ -103,11 +104,15 @@ class ProgressCounter:
         self.vlm_ready.append(at)
         self.vlm_phases.append(phases or {})
 
+    def actor_ready(self, at: float, phases: dict) -> None:
+        self.paddle_ready.append((at, phases))
+
     def get(self) -> tuple[int, int]:
         return self.done, self.errors
 
     def timeline(self) -> dict:
-        return {"rows_by_engine": self.engines, "vlm_ready": self.vlm_ready, "vlm_phases": self.vlm_phases}
+        return {"rows_by_engine": self.engines, "vlm_ready": self.vlm_ready, "vlm_phases": self.vlm_phases,
+                "paddle_ready": self.paddle_ready}
 
 
 def shape_output(batch: pa.Table, counter) -> pa.Table:
@@ -141,6 +146,7 @@ def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counte
                 "keep_pixels_below": config.vlm.escalate_below if escalate else None,
                 # the VLM on a GPU: its CPU work (start, request preparation) is small and on the critical path
                 "nice": config.hybrid.paddle_nice if mode == "hybrid" and plan.vlm_device == "gpu" else 0,
+                "on_ready": counter.actor_ready.remote,
             },
             batch_size=p.batch_size,
             batch_format="pandas",

@@ -66,6 +66,10 @@ class Plan:
         if t.get("vlm_ready"):
             out["vlm_engine_up_seconds"] = [rel(x) for x in t["vlm_ready"]]
             out["vlm_engine_start_phases"] = t.get("vlm_phases", [])
+        if t.get("paddle_ready"):  # the slowest actor's start: the phases of the last one ready
+            at, phases = max(t["paddle_ready"], key=lambda r: r[0])
+            out["paddle_actors_ready_seconds"] = [rel(min(a for a, _ in t["paddle_ready"])), rel(at)]
+            out["paddle_actor_start_phases"] = phases
         if t.get("rows_by_engine"):
             out["rows_reached_writer_seconds"] = {e: [rel(a), rel(b)] for e, (a, b) in t["rows_by_engine"].items()}
         return out

@@ -55,6 +55,13 @@ def test_every_input_page_has_exactly_one_row(job):
     expected = len(PAGES) + 1 + 9 + max(truncated["page_count"], 1)  # a repaired truncated PDF keeps its pages
     assert len(rows) == expected == plan.total_pages
     assert len({(r["source"], r["page_index"]) for r in rows}) == len(rows)
+    # every actor says when it was ready and where its start went (the report's start phases)
+    assert len(plan.timeline["paddle_ready"]) == plan.actors
+    summary = plan.summary()
+    first, last = summary["paddle_actors_ready_seconds"]
+    assert 0 < first <= last and first <= summary["rows_reached_writer_seconds"]["paddleocr"][0]
+    phases = summary["paddle_actor_start_phases"]
+    assert phases["process"] > 0 and phases["det_rec_models"] > 0 and phases["import_paddleocr"] >= 0
 
 
 @pytest.mark.parametrize("set_name, page, truth, limit", PAGES + [TEXT_LAYER_PDF], ids=[p[1] for p in PAGES + [TEXT_LAYER_PDF]])

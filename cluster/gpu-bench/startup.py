@@ -24,11 +24,12 @@ def one(config: str, sets: list[str]) -> dict:
     sys.path.insert(0, ROOT)
     import numpy as np
 
-    from actors.paddle_ocr import PaddleOcrPredictor, modelscope_without_torch
+    from actors.paddle_imports import lean_paddleocr_imports
+    from actors.paddle_ocr import PaddleOcrPredictor
     from pipeline.config import load_config
 
     t["import_actor"] = time.perf_counter()
-    modelscope_without_torch()
+    lean_paddleocr_imports()
     import paddleocr  # noqa: F401
 
     t["import_paddleocr"] = time.perf_counter()
