@@ -81,7 +81,7 @@ def profile_reader(pages: list[dict], config) -> dict:
         timings = defaultdict(float)
         time_runners(ocr, timings)
     load = time.perf_counter() - start
-    size, marks = config.paddle.batch_size, []
+    size, marks = config.paddle.pages_per_call(device), []
     start = time.perf_counter()
     for i in range(0, len(images), size):
         recognise(read, images[i : i + size])

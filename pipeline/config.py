@@ -101,7 +101,11 @@ class PaddleConfig(_Strict):
         None, description="GPU actors only on nodes of this Ray accelerator type (L4, A10G, H100...: Ray's `accelerator_type` "
         "option); a cluster with a GPU group per engine keeps PaddleOCR off the VLM's cards. None: any GPU.",
     )
-    batch_size: int = Field(4, ge=1, le=256, description="Pages per inference call.")
+    batch_size: Optional[int] = Field(
+        None, ge=1, le=256, description="Pages per actor call; None: 1 on a CPU (paddleocr reads a page at a time there: "
+        "each row reaches the writer once read, and the last pages spread over every actor), 8 on a GPU (the batched "
+        "reader's detection and recognition batches).",
+    )
     rec_batch_size: int = Field(
         6, ge=1, le=512, description="Text lines per recognition batch (6, paddlex's default, is fastest on CPUs; 64 on GPUs)."
     )
@@ -132,6 +136,10 @@ class PaddleConfig(_Strict):
     cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
         "HEURISTIC", description="ONNX Runtime CUDA provider: how cuDNN picks convolution algorithms for each new input shape."
     )
+
+    def pages_per_call(self, device: str) -> int:
+        """`batch_size`, or its default where the actors run (device "none": no PaddleOCR actor, render blocks of 4)."""
+        return self.batch_size or {"cpu": 1, "gpu": 8}.get(device, 4)
 
 
 DEFAULT_PROMPT = (

@@ -148,7 +148,7 @@ def build_dataset(pages: ray.data.Dataset, config: RunConfig, plan: Plan, counte
                 "nice": config.hybrid.paddle_nice if mode == "hybrid" and plan.vlm_device == "gpu" else 0,
                 "on_ready": counter.actor_ready.remote,
             },
-            batch_size=p.batch_size,
+            batch_size=p.pages_per_call(plan.device),
             batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=plan.actors),
             num_cpus=plan.actor_cpus,
@@ -241,7 +241,7 @@ def run_job(inputs: list[str], out_dir: str | os.PathLike, config: RunConfig, *,
             return plan
         ocr = any(d["needs_ocr"] and not d["error"] for d in docs)
         pages = ray.data.from_items(docs).flat_map(expand_pages)
-        pages = pages.repartition(max(1, min(todo, math.ceil(todo / config.paddle.batch_size), 4000)))
+        pages = pages.repartition(max(1, min(todo, math.ceil(todo / config.paddle.pages_per_call(plan.device)), 4000)))
         # on the driver's node: a worker node's death must not take the job's progress with it
         # (Ray Data retries the tasks and restarts the actors it had elsewhere; this actor has no copy)
         counter = ProgressCounter.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
