@@ -6,7 +6,7 @@
 #   bash cluster/gpu-bench/gpu.sh vlmraw
 #   bash cluster/gpu-bench/gpu.sh servepaddle        (bench --serve: the batch job, then the Serve app at 1, 8, 32)
 #   bash cluster/gpu-bench/gpu.sh servevlm           (the same for the VLM, random weights; --serve-levels below)
-# Steps: install | pages:N | warm | paddle[-NAME] | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servepaddle | servevlm | check
+# Steps: install | pages:N | warm | startup | paddle[-NAME] | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servepaddle | servevlm | check
 # warm: one vLLM start in a plain process (Triton, Inductor and FlashInfer caches filled, as on any node that
 # started vLLM before), so that the runs after it start alike; torch.compile itself runs on every start
 # (VLLM_DISABLE_COMPILE_CACHE=1). Its time is the cold start of raw vLLM on this machine.
@@ -139,6 +139,9 @@ for step in "$@"; do
     install) install || { say "install FAILED"; exit 1; } ;;
     pages:*) pages "${step#pages:}" || { say "pages FAILED"; exit 1; } ;;
     check) versions ;;
+    # an actor's start-up without Ray: one alone, then ten at once (as gpu.yaml's pool starts)
+    startup) for n in 1 10; do (cd "$SNAP" && timeout 240 python3 cluster/gpu-bench/startup.py --procs $n 2>&1 \
+               | grep -v onnxruntime | tail -12) | tee -a "$OUT/startup.txt"; done ;;
     warm) warm ;;
     # paddle-NAME: the same run under another name (A/B: SNAP=/path/to/other/snapshot gpu.sh paddle-old)
     paddle|paddle-*) bench "$step" 300 --config configs/gpu.yaml --skip-baseline ${PADDLE_ARGS:-} ;;
