@@ -183,9 +183,10 @@ def report_markdown(report: dict) -> str:
                      f"{plan.get('vlm_engine_start_phases')}); rows reached the writer (first, last s): "
                      f"{plan.get('rows_reached_writer_seconds')}")
     if plan.get("paddle_actors_ready_seconds"):
-        lines.append(f"- PaddleOCR actors ready after (first, last s): {plan['paddle_actors_ready_seconds']} (the last one's "
-                     f"start phases, s: {plan.get('paddle_actor_start_phases')}); rows reached the writer (first, last s): "
-                     f"{plan.get('rows_reached_writer_seconds')}")
+        first, last = plan["paddle_actors_ready_seconds"]
+        phases = ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in (plan.get("paddle_actor_start_phases") or {}).items())
+        lines.append(f"- PaddleOCR actors ready {first}-{last} s after the start (the last one: {phases}); "
+                     f"rows reached the writer (first, last s): {plan.get('rows_reached_writer_seconds')}")
     lines += ["", "| route | pages | mean confidence | OCR seconds per page |", "|---|---|---|---|"]
     for route, v in report["routes"].items():
         conf = "" if v["mean_confidence"] is None else f"{v['mean_confidence']:.3f}"
