@@ -37,24 +37,25 @@ class _OfficialModels:
         return getattr(_real(_OFFICIAL_MODELS).official_models, attr)
 
 
-def lean_paddleocr_imports() -> None:
-    """Install the stand-ins (before paddleocr's first import; a no-op after it, or when torch is in)."""
-    if _OFFICIAL_MODELS not in sys.modules and "paddlex" not in sys.modules:
-        stub = types.ModuleType(_OFFICIAL_MODELS)
-        stub.__hybridocr_stub__ = True
-        stub.official_models = _OfficialModels()
-        sys.modules[_OFFICIAL_MODELS] = stub
-    if "torch" in sys.modules or _TORCH_UTILS in sys.modules:
-        return
-    stub = types.ModuleType(_TORCH_UTILS)
-    stub.__hybridocr_stub__ = True
-    stub.is_dist = lambda: False
-    stub.is_master = lambda group=None: True
+def _stub(name: str, **attrs) -> None:
+    """A stand-in module for `name` with `attrs`; any other name asked of it loads the real module."""
 
     def real(attr: str):
         if attr.startswith("__"):  # the import system's own probes (__path__, __spec__, ...)
             raise AttributeError(attr)
-        return getattr(_real(_TORCH_UTILS), attr)
+        return getattr(_real(name), attr)
 
+    stub = types.ModuleType(name)
+    stub.__hybridocr_stub__ = True
     stub.__getattr__ = real
-    sys.modules[_TORCH_UTILS] = stub
+    for key, value in attrs.items():
+        setattr(stub, key, value)
+    sys.modules[name] = stub
+
+
+def lean_paddleocr_imports() -> None:
+    """Install the stand-ins (before paddleocr's first import; a no-op after it, or when torch is in)."""
+    if _OFFICIAL_MODELS not in sys.modules and "paddlex" not in sys.modules:
+        _stub(_OFFICIAL_MODELS, official_models=_OfficialModels())
+    if "torch" not in sys.modules and _TORCH_UTILS not in sys.modules:
+        _stub(_TORCH_UTILS, is_dist=lambda: False, is_master=lambda group=None: True)
