@@ -70,6 +70,19 @@ def total_gpu_gb() -> float | None:
         return None
 
 
+def cuda_options(cfg: PaddleConfig) -> dict:
+    """ONNX Runtime's CUDA provider options for every model of a PaddleOCR actor: cuDNN's algorithm search
+    as configured (ONNX Runtime's default, EXHAUSTIVE, searches again for every new input shape:
+    README "Speed"), and arenas that grow by what is asked, not to the next power of two."""
+    return {"cudnn_conv_algo_search": cfg.cudnn_conv_algo_search, "arena_extend_strategy": "kSameAsRequested"}
+
+
+def structure_providers(cfg: PaddleConfig, device: str) -> list | None:
+    """Providers of the layout and table models: on a GPU with the same CUDA options as detection and
+    recognition (their small arenas are not capped); None on the CPU."""
+    return [("CUDAExecutionProvider", cuda_options(cfg)), "CPUExecutionProvider"] if device == "gpu" else None
+
+
 def onnx_engine_config(cfg: PaddleConfig, device: str, threads: int | None, share: float = 0.5) -> dict:
     """ONNX Runtime session settings (paddlex's `engine_config` keys) for a PaddleOCR model.
 
@@ -80,7 +93,7 @@ def onnx_engine_config(cfg: PaddleConfig, device: str, threads: int | None, shar
         "enable_cpu_mem_arena": cfg.cpu_mem_arena,
     }
     if device == "gpu":
-        cuda = {"cudnn_conv_algo_search": cfg.cudnn_conv_algo_search, "arena_extend_strategy": "kSameAsRequested"}
+        cuda = cuda_options(cfg)
         total = None if cfg.gpu_memory_gb else total_gpu_gb()
         cap = cfg.gpu_memory_gb or (0.85 * cfg.num_gpus * total if total else None)  # CUDA contexts live outside
         if cap:  # split between the two models' arenas; several actors share one card
@@ -260,7 +273,7 @@ class PaddleOcrPredictor:
         imported = time.perf_counter()
         self.ocr, self.read = load_reader(self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads)
         models = time.perf_counter()
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.device == "gpu" else None
+        providers = structure_providers(self.cfg.paddle, self.device)
         self.structure = PageStructure(self.cfg.layout, providers, cpu_threads or self.cfg.paddle.cpu_threads)
         # seconds of each start phase; `process`: the worker's own start and imports before this constructor
         self.start_phases = {"process": None if age is None else round(age, 2), "import_paddleocr": round(imported - start, 2),

@@ -13,7 +13,7 @@ from PIL import Image
 from actors.models import bundled_model_dir, ctc_argmax_model
 from actors.paddle_batched import BatchedReader, pad_to_multiple, pipeline_parts, width_bucket
 from actors.page_structure import PageStructure
-from actors.paddle_ocr import load_paddleocr, load_reader, make_reader, onnx_engine_config
+from actors.paddle_ocr import load_paddleocr, load_reader, make_reader, onnx_engine_config, structure_providers
 from pipeline.bench import pool_rate
 from pipeline.config import LayoutConfig, PaddleConfig, RunConfig
 from pipeline.job import run_job
@@ -62,6 +62,10 @@ def test_gpu_session_options_are_chosen_on_purpose():
     assert cuda["cudnn_conv_algo_search"] == "HEURISTIC" and cuda["arena_extend_strategy"] == "kSameAsRequested"
     assert int(cuda["gpu_mem_limit"]) == 4 * 2**30  # half the actor's cap for each of the two models
     assert "providers" not in onnx_engine_config(cfg, "cpu", 2)
+    # the layout and table models on the GPU search cuDNN's algorithms the same way (not ONNX Runtime's EXHAUSTIVE)
+    (name, options), cpu = structure_providers(cfg, "gpu")
+    assert name == "CUDAExecutionProvider" and options["cudnn_conv_algo_search"] == "HEURISTIC" and cpu == "CPUExecutionProvider"
+    assert structure_providers(cfg, "cpu") is None
 
 
 def test_pool_rate_is_workers_over_seconds_per_page():
