@@ -286,7 +286,10 @@ class ServeConfig(_Strict):
     max_upload_mb: float = Field(50, gt=0, description="Largest upload; larger ones get 413.")
     max_pages: int = Field(50, ge=1, description="Pages one request may ask for; more get 413 (ask for a pages= range).")
     request_timeout_s: float = Field(300, gt=0, description="A request still unanswered after this gets 504.")
-    paddle_batch_size: int = Field(8, ge=1, description="Pages PaddleOCR reads per call, gathered across requests (@serve.batch).")
+    paddle_batch_size: Optional[int] = Field(
+        None, ge=1, description="Pages PaddleOCR reads per call, gathered across requests (@serve.batch); None: as the batch "
+        "job's actors (paddle.batch_size, or 1 on a CPU, where a multi-page upload then streams page by page, 8 on a GPU).",
+    )
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a PaddleOCR batch waits to fill up.")
     paddle: AutoscalingConfig = AutoscalingConfig()
     vlm: AutoscalingConfig = AutoscalingConfig(target_ongoing_requests=64)

@@ -211,6 +211,8 @@ def test_info_health_docs_and_browse(server, batch, inputs):
     info = requests.get(server + "/v1/info", timeout=30).json()
     assert info["modes"] == ["paddle", "vlm", "hybrid"] and info["limits"]["max_pages"] == 3
     assert "PP-OCRv5" in info["engines"]["paddleocr"]["model"]
+    # on a CPU a replica reads a page per call, as the batch job's actors: a multi-page upload streams page by page
+    assert info["engines"]["paddleocr"]["pages_per_call"] == 1
     assert "/v1/ocr" in requests.get(server + "/openapi.json", timeout=30).json()["paths"]
     docs = requests.get(server + "/v1/browse/documents", timeout=60).json()
     assert sorted(d["source"].rsplit("/", 1)[-1] for d in docs) == sorted([inputs["png"].name, inputs["pdf"].name])

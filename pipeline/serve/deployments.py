@@ -31,7 +31,8 @@ class PaddleReader:
     def __init__(self, config: dict, threads: int | None = None):
         self.cfg = RunConfig.model_validate(config)
         self.predictor = PaddleOcrPredictor(config, cpu_threads=threads or self.cfg.paddle.cpu_threads)
-        self.read_batch.set_max_batch_size(self.cfg.serve.paddle_batch_size)
+        self.pages_per_call = serve_batch_size(self.cfg, self.predictor.device)
+        self.read_batch.set_max_batch_size(self.pages_per_call)
         self.read_batch.set_batch_wait_timeout_s(self.cfg.serve.batch_wait_timeout_s)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
@@ -43,7 +44,7 @@ class PaddleReader:
         return await self.read_batch(row)
 
     def info(self) -> dict:
-        return {"model": self.predictor.model, "device": self.predictor.device}
+        return {"model": self.predictor.model, "device": self.predictor.device, "pages_per_call": self.pages_per_call}
 
 
 @serve.deployment(name="VlmReader")
@@ -82,6 +83,11 @@ def paddle_on_gpu(cfg: RunConfig) -> bool:
     return resolve_device(cfg.paddle) == "gpu" or (cfg.paddle.device == "gpu" and _gpus_in_cluster())
 
 
+def serve_batch_size(cfg: RunConfig, device: str) -> int:
+    """Pages a PaddleReader replica reads per call: `serve.paddle_batch_size`, else as the batch job's actors."""
+    return cfg.serve.paddle_batch_size or cfg.paddle.pages_per_call(device)
+
+
 def paddle_threads(cfg: RunConfig) -> int:
     """Inference threads of a PaddleReader replica: as the batch job's actors on a GPU (`paddle.num_cpus`:
     ten replicas with a thread per core each would fight over the node); every core on the CPU."""
@@ -95,7 +101,7 @@ def paddle_options(cfg: RunConfig) -> dict:
     return {
         "autoscaling_config": {"min_replicas": a.min_replicas, "max_replicas": a.max_replicas,
                                "target_ongoing_requests": a.target_ongoing_requests},
-        "max_ongoing_requests": 4 * cfg.serve.paddle_batch_size,
+        "max_ongoing_requests": 4 * serve_batch_size(cfg, "gpu" if gpu else "cpu"),
         "ray_actor_options": {"num_cpus": 1, "num_gpus": cfg.paddle.num_gpus if gpu else 0,
                               **({"accelerator_type": cfg.paddle.accelerator_type} if gpu and cfg.paddle.accelerator_type else {}),
                               "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(paddle_threads(cfg))}}},
