@@ -23,7 +23,7 @@ from pipeline.config import PaddleConfig, RunConfig
 from pipeline.pixels import page_pixels
 from actors.page_structure import PageStructure
 from pipeline.schema import ENGINE_COLUMNS, ensure_columns, lines_to_json, tables_to_json
-from pipeline.types import OcrLine, this_node
+from pipeline.types import OcrLine, since_process_start, this_node
 from pipeline.vertical_seals import remove_seals
 
 log = logging.getLogger(__name__)
@@ -237,18 +237,6 @@ def lower_priority(nice: int) -> None:
             pass
 
 
-def process_age() -> float | None:
-    """Seconds since this process started (Linux's /proc), None where that cannot be read."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()  # after the command name: field 3 onwards
-        with open("/proc/uptime", encoding="ascii") as f:
-            uptime = float(f.read().split()[0])
-        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))  # field 22: start time in ticks since boot
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class PaddleOcrPredictor:
     """Ray Data callable: OCRs the rows that need it, passes every other row through unchanged.
 
@@ -259,7 +247,7 @@ class PaddleOcrPredictor:
 
     def __init__(self, config: dict, cpu_threads: int | None = None, skip_routes: tuple = (), keep_pixels_below: float | None = None,
                  nice: int = 0, on_ready=None):
-        start, age = time.perf_counter(), process_age()
+        start, age = time.perf_counter(), since_process_start(time.time())
         lower_priority(nice)
         self.cfg = RunConfig.model_validate(config)
         self.skip_routes = set(skip_routes)
@@ -276,7 +264,7 @@ class PaddleOcrPredictor:
         providers = structure_providers(self.cfg.paddle, self.device)
         self.structure = PageStructure(self.cfg.layout, providers, cpu_threads or self.cfg.paddle.cpu_threads)
         # seconds of each start phase; `process`: the worker's own start and imports before this constructor
-        self.start_phases = {"process": None if age is None else round(age, 2), "import_paddleocr": round(imported - start, 2),
+        self.start_phases = {"process": age, "import_paddleocr": round(imported - start, 2),
                              "det_rec_models": round(models - imported, 2), "layout_tables": round(time.perf_counter() - models, 2)}
         if on_ready is not None:  # the job's timeline (ProgressCounter.actor_ready)
             on_ready(time.time(), self.start_phases)

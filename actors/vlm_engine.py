@@ -31,6 +31,7 @@ from actors.vlm import (
     resize_for_model, result_from_output, retry_temperature, sampling_params,
 )
 from pipeline.config import VlmConfig
+from pipeline.types import since_process_start
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "install the VLM engine with `VLM=gpu bash cluster/install.sh` (or VLM=cpu for tests), or set vlm.server_url"
@@ -114,16 +115,6 @@ class _ServerBackend:
         pass
 
 
-def _since_process_start(at: float) -> float | None:
-    """Seconds from this process's start to `at` (a Ray worker's start and imports before the engine)."""
-    try:
-        import psutil
-
-        return round(at - psutil.Process().create_time(), 1)
-    except Exception:  # psutil comes with Ray; a figure for the report only
-        return None
-
-
 class VlmEngine:
     """One VLM engine, started in the background; `read` pages into it from any thread."""
 
@@ -158,7 +149,7 @@ class VlmEngine:
             except Exception as e:  # the pages' own requests will say what is wrong
                 log.warning("vlm engine: warm-up request failed: %s", e)
         self.ready_at = time.time()
-        self.phases = {"process_start": _since_process_start(self.started_at),
+        self.phases = {"process_start": since_process_start(self.started_at, 1),
                        "wait_for_loop": round(loop_at - self.started_at, 1), **getattr(backend, "phases", {}),
                        "first_request": round(self.ready_at - warm, 1)}
         # one line per engine, also under Ray's WARNING log level: where a slow start went

@@ -50,3 +50,14 @@ def this_node() -> str | None:
         return f"{ray.util.get_node_ip_address()} {ray.get_runtime_context().get_node_id()[:8]}"
     except Exception:  # no runtime context (a plain process, a test calling a stage)
         return None
+
+
+def since_process_start(at: float, digits: int = 2) -> float | None:
+    """Seconds from this process's start to `at` (time.time()): a Ray worker's own start and imports before
+    an engine's constructor (the report's start phases). None where that cannot be read."""
+    try:
+        import psutil
+
+        return round(at - psutil.Process().create_time(), digits)
+    except Exception:  # a figure for the report only
+        return None
