@@ -291,6 +291,11 @@ class ServeConfig(_Strict):
         "job's actors (paddle.batch_size, or 1 on a CPU, where a multi-page upload then streams page by page, 8 on a GPU).",
     )
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a PaddleOCR batch waits to fill up.")
+    paddle_concurrent_batches: int = Field(
+        1, ge=1, le=8, description="Batches one PaddleOCR replica reads at once (@serve.batch's max_concurrent_batches): with 2, "
+        "requests that arrive while a batch is being read start the next one instead of waiting for it. Each batch in "
+        "flight holds its own working memory: on a GPU, check the card's memory before raising it.",
+    )
     paddle: AutoscalingConfig = AutoscalingConfig()
     vlm: AutoscalingConfig = AutoscalingConfig(target_ongoing_requests=64)
     ingress: AutoscalingConfig = AutoscalingConfig(target_ongoing_requests=32)

@@ -141,6 +141,21 @@ def test_wide_lines_get_smaller_recognition_batches(readers):
     assert 4 <= batched.batch_for(wide) < 16
 
 
+def test_both_readers_read_alike_from_two_threads_at_once(readers, eval_dir):
+    """A Serve replica with `serve.paddle_concurrent_batches: 2` calls its reader from two threads at
+    once: each thread's pages get the lines that a call alone gives them."""
+    import concurrent.futures
+
+    pages = [np.ascontiguousarray(np.asarray(Image.open(eval_dir / s / f).convert("RGB"))[:, :, ::-1]) for s, f, _, _ in SAMPLE]
+    calls = [pages[:2], pages[2:], pages[1:], pages[:1]]
+    for read in readers:
+        alone = [read(c) for c in calls]
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two calls in flight at any time
+            together = list(pool.map(read, calls))
+        texts = lambda out: [[(l.text, [tuple(map(round, p)) for p in l.box]) for l in page] for page in out]  # noqa: E731
+        assert [texts(t) for t in together] == [texts(a) for a in alone]
+
+
 def test_on_a_gpu_paddleocrs_own_models_stay_on_the_cpu(readers, eval_dir):
     """The batched reader's own sessions read the pages on the GPU: paddleocr's pipeline, which only
     lends its pre/post-processing, is built on the CPU (no idle GPU sessions per actor). Here the

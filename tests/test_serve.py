@@ -68,7 +68,8 @@ def server(ray_local, batch, tiny_vlm_dir):
     cfg = RunConfig.model_validate({
         "mode": "paddle",
         "vlm": tiny_vlm_config(tiny_vlm_dir, escalate_below=1.0),  # every PaddleOCR page escalates in hybrid mode
-        "serve": {"port": port, "max_upload_mb": 4, "max_pages": 3, "vlm_enabled": True,
+        # two PaddleOCR batches in flight per replica (not the default): every answer below goes through that path
+        "serve": {"port": port, "max_upload_mb": 4, "max_pages": 3, "vlm_enabled": True, "paddle_concurrent_batches": 2,
                   "vlm": {"target_ongoing_requests": 8}, "paddle": {"target_ongoing_requests": 4}},
     })
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -213,6 +214,7 @@ def test_info_health_docs_and_browse(server, batch, inputs):
     assert "PP-OCRv5" in info["engines"]["paddleocr"]["model"]
     # on a CPU a replica reads a page per call, as the batch job's actors: a multi-page upload streams page by page
     assert info["engines"]["paddleocr"]["pages_per_call"] == 1
+    assert info["engines"]["paddleocr"]["concurrent_batches"] == 2
     assert "/v1/ocr" in requests.get(server + "/openapi.json", timeout=30).json()["paths"]
     docs = requests.get(server + "/v1/browse/documents", timeout=60).json()
     assert sorted(d["source"].rsplit("/", 1)[-1] for d in docs) == sorted([inputs["png"].name, inputs["pdf"].name])

@@ -157,9 +157,10 @@ for step in "$@"; do
     # configs/gpu-vlm-24gb.yaml (FP8, 32 sequences) held to 22 GB of the card: what fits on a 24 GB card, at this card's speed
     vlm24) bench vlm24 400 --config configs/gpu-vlm-24gb.yaml "${DUMMY[@]}" --set vlm.gpu_memory_utilization=0.157 \
              --pages ${VLM24_PAGES:-120} --skip-baseline ;;
-    # gpu.yaml's serve section: 10 PaddleOCR replicas x 0.1 GPU (the batch pool's 10 actors), 4 ingress replicas
+    # gpu.yaml's serve section: 10 PaddleOCR replicas x 0.1 GPU (the batch pool's 10 actors), 4 ingress replicas;
+    # SERVE_ARGS adds settings (A/B: SERVE_ARGS="--set serve.paddle_concurrent_batches=2")
     servepaddle) bench servepaddle 555 --serve-levels ${SERVE_LEVELS_PADDLE:-32,8:160,1:40} --serve --mode paddle \
-                   --config configs/gpu.yaml --pages ${SERVE_PAGES:-300} ;;
+                   --config configs/gpu.yaml --pages ${SERVE_PAGES:-300} ${SERVE_ARGS:-} ;;
     # vlm mode: PaddleReader at 0 replicas (the app binds it in every mode; at its 0.25 GPU the 1-GPU VLM replica
     # could not be placed), one VLM replica on the whole card; concurrency 32 first, 8 and 1 on fewer files
     servevlm) bench servevlm 555 --serve-levels ${SERVE_LEVELS:-32,8:48,1:8} --serve --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \

@@ -32,11 +32,13 @@ class PaddleReader:
         self.cfg = RunConfig.model_validate(config)
         self.predictor = PaddleOcrPredictor(config, cpu_threads=threads or self.cfg.paddle.cpu_threads)
         self.pages_per_call = serve_batch_size(self.cfg, self.predictor.device)
-        self.read_batch.set_max_batch_size(self.pages_per_call)
-        self.read_batch.set_batch_wait_timeout_s(self.cfg.serve.batch_wait_timeout_s)
+        self.concurrent_batches = self.cfg.serve.paddle_concurrent_batches
+        # this replica's batch queue (Serve's setters cover size and wait, not concurrency)
+        self.read_batch = serve.batch(self._read_pages, max_batch_size=self.pages_per_call,
+                                      batch_wait_timeout_s=self.cfg.serve.batch_wait_timeout_s,
+                                      max_concurrent_batches=self.concurrent_batches)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def read_batch(self, rows: list[dict]) -> list[dict]:
+    async def _read_pages(self, rows: list[dict]) -> list[dict]:
         # inference off the replica's event loop, so requests keep arriving while it runs
         return _rows(await asyncio.to_thread(self.predictor, pd.DataFrame(rows)))
 
@@ -44,7 +46,8 @@ class PaddleReader:
         return await self.read_batch(row)
 
     def info(self) -> dict:
-        return {"model": self.predictor.model, "device": self.predictor.device, "pages_per_call": self.pages_per_call}
+        return {"model": self.predictor.model, "device": self.predictor.device, "pages_per_call": self.pages_per_call,
+                "concurrent_batches": self.concurrent_batches}
 
 
 @serve.deployment(name="VlmReader")
