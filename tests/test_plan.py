@@ -75,6 +75,9 @@ def test_serve_replicas_on_a_gpu_get_the_batch_actors_threads():
     assert paddle_options(gpu)["ray_actor_options"]["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "2"
     cpu = load_config(REPO / "configs" / "cpu.yaml", {"paddle.device": "cpu"})
     assert paddle_threads(cpu) == (cpu.paddle.cpu_threads or os.cpu_count())  # one replica reads with every core
+    # a replica takes as many requests as its batches in flight hold, four times over
+    one, two = paddle_options(cpu), paddle_options(cpu.model_copy(update={"serve": cpu.serve.model_copy(update={"paddle_concurrent_batches": 2})}))
+    assert (one["max_ongoing_requests"], two["max_ongoing_requests"]) == (4, 8)
 
 
 CPU_SCRIPT = textwrap.dedent(

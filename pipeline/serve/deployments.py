@@ -104,7 +104,8 @@ def paddle_options(cfg: RunConfig) -> dict:
     return {
         "autoscaling_config": {"min_replicas": a.min_replicas, "max_replicas": a.max_replicas,
                                "target_ongoing_requests": a.target_ongoing_requests},
-        "max_ongoing_requests": 4 * serve_batch_size(cfg, "gpu" if gpu else "cpu"),
+        # four times what the batches in flight hold (serve.paddle_concurrent_batches of them)
+        "max_ongoing_requests": 4 * serve_batch_size(cfg, "gpu" if gpu else "cpu") * cfg.serve.paddle_concurrent_batches,
         "ray_actor_options": {"num_cpus": 1, "num_gpus": cfg.paddle.num_gpus if gpu else 0,
                               **({"accelerator_type": cfg.paddle.accelerator_type} if gpu and cfg.paddle.accelerator_type else {}),
                               "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(paddle_threads(cfg))}}},
