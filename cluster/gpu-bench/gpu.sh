@@ -6,7 +6,7 @@
 #   bash cluster/gpu-bench/gpu.sh vlmraw
 #   bash cluster/gpu-bench/gpu.sh servepaddle        (bench --serve: the batch job, then the Serve app at 1, 8, 32)
 #   bash cluster/gpu-bench/gpu.sh servevlm           (the same for the VLM, random weights; --serve-levels below)
-# Steps: install | pages:N | warm | startup | paddle[-NAME] | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servepaddle | servevlm | check
+# Steps: install | pages:N | warm | startup | paddle[-NAME] | servepaddle[-NAME] | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servevlm | check
 # warm: one vLLM start in a plain process (Triton, Inductor and FlashInfer caches filled, as on any node that
 # started vLLM before), so that the runs after it start alike; torch.compile itself runs on every start
 # (VLLM_DISABLE_COMPILE_CACHE=1). Its time is the cold start of raw vLLM on this machine.
@@ -158,8 +158,9 @@ for step in "$@"; do
     vlm24) bench vlm24 400 --config configs/gpu-vlm-24gb.yaml "${DUMMY[@]}" --set vlm.gpu_memory_utilization=0.157 \
              --pages ${VLM24_PAGES:-120} --skip-baseline ;;
     # gpu.yaml's serve section: 10 PaddleOCR replicas x 0.1 GPU (the batch pool's 10 actors), 4 ingress replicas;
-    # SERVE_ARGS adds settings (A/B: SERVE_ARGS="--set serve.paddle_concurrent_batches=2")
-    servepaddle) bench servepaddle 555 --serve-levels ${SERVE_LEVELS_PADDLE:-32,8:160,1:40} --serve --mode paddle \
+    # servepaddle-NAME: the same under another name; SERVE_ARGS adds settings
+    # (A/B: SERVE_ARGS="--set serve.paddle_concurrent_batches=2" gpu.sh servepaddle-two)
+    servepaddle|servepaddle-*) bench "$step" 555 --serve-levels ${SERVE_LEVELS_PADDLE:-32,8:160,1:40} --serve --mode paddle \
                    --config configs/gpu.yaml --pages ${SERVE_PAGES:-300} ${SERVE_ARGS:-} ;;
     # vlm mode: PaddleReader at 0 replicas (the app binds it in every mode; at its 0.25 GPU the 1-GPU VLM replica
     # could not be placed), one VLM replica on the whole card; concurrency 32 first, 8 and 1 on fewer files
