@@ -75,6 +75,8 @@ def test_serve_replicas_on_a_gpu_get_the_batch_actors_threads():
     assert paddle_options(gpu)["ray_actor_options"]["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "2"
     cpu = load_config(REPO / "configs" / "cpu.yaml", {"paddle.device": "cpu"})
     assert paddle_threads(cpu) == (cpu.paddle.cpu_threads or os.cpu_count())  # one replica reads with every core
+    assert paddle_threads(cpu, 24) == (cpu.paddle.cpu_threads or 24)  # ... of its own node, counted there
+    assert "runtime_env" not in paddle_options(cpu)["ray_actor_options"]  # not this machine's count
     # a replica takes as many requests as its batches in flight hold, four times over
     one, two = paddle_options(cpu), paddle_options(cpu.model_copy(update={"serve": cpu.serve.model_copy(update={"paddle_concurrent_batches": 2})}))
     assert (one["max_ongoing_requests"], two["max_ongoing_requests"]) == (4, 8)
@@ -135,6 +137,7 @@ PLACE = textwrap.dedent(
     from pipeline.plan import plan_pool
     from pipeline.job import paddle_remote_args
     from actors.vlm import ray_remote_args
+    from pipeline.serve.deployments import node_cpus
 
     tmp = tempfile.mkdtemp(prefix="hybridocr-place-")
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False,
@@ -149,6 +152,9 @@ PLACE = textwrap.dedent(
         def node(self):
             return nodes.get(ray.get_runtime_context().get_node_id(), "head")
 
+        def cpus(self):
+            return node_cpus()
+
     out = {}
     for name, overrides in (("typed", {}), ("untyped", {"paddle.accelerator_type": None, "vlm.accelerator_type": None})):
         config = load_config("configs/cluster-hybrid.yaml", {"vlm.replicas": 1, **overrides})
@@ -159,6 +165,7 @@ PLACE = textwrap.dedent(
             paddle = [Where.options(**paddle_remote_args(config.paddle, plan)).remote() for _ in range(plan.actors)]
             out[name]["paddle_nodes"] = sorted({n for n in ray.get([a.node.remote() for a in paddle])})
             out[name]["vlm_node"] = ray.get(vlm.node.remote())
+            out[name]["cpus"] = {"driver": node_cpus(), "vlm_node": ray.get(vlm.cpus.remote())}
     print("PLACED" + json.dumps(out))
     ray.shutdown()
     c.shutdown()
@@ -176,6 +183,8 @@ def test_typed_pools_land_on_their_own_gpu_groups():
     assert typed["device"] == "gpu" and typed["actors"] == 4  # the L4s' 2 GPUs / 0.5, none of the H100s'
     assert typed["paddle_nodes"] == ["L4"] and typed["vlm_node"] == "H100"
     assert typed["split"] is None  # no card shared: vLLM keeps its own memory settings
+    # a Serve replica counts its own node's CPUs (Ray's, not this machine's cores): 4 there, 1 on the head
+    assert typed["cpus"] == {"driver": 1, "vlm_node": 4}
     assert untyped["actors"] == 6  # untyped, PaddleOCR would count the H100 that vLLM does not hold
 
 

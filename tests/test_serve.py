@@ -207,7 +207,7 @@ def test_vlm_route_and_hybrid_escalation_through_the_tiny_model(server, inputs):
         assert page["engine"] == "vlm"
 
 
-def test_info_health_docs_and_browse(server, batch, inputs):
+def test_info_health_docs_and_browse(server, batch, inputs, ray_local):
     assert requests.get(server + "/healthz", timeout=30).json() == {"status": "ok"}
     info = requests.get(server + "/v1/info", timeout=30).json()
     assert info["modes"] == ["paddle", "vlm", "hybrid"] and info["limits"]["max_pages"] == 3
@@ -215,6 +215,8 @@ def test_info_health_docs_and_browse(server, batch, inputs):
     # on a CPU a replica reads a page per call, as the batch job's actors: a multi-page upload streams page by page
     assert info["engines"]["paddleocr"]["pages_per_call"] == 1
     assert info["engines"]["paddleocr"]["concurrent_batches"] == 2
+    # on a CPU a replica reads with every CPU of its node, as Ray counts them where it runs
+    assert info["engines"]["paddleocr"]["threads"] == int(ray_local.cluster_resources()["CPU"])
     assert "/v1/ocr" in requests.get(server + "/openapi.json", timeout=30).json()["paths"]
     docs = requests.get(server + "/v1/browse/documents", timeout=60).json()
     assert sorted(d["source"].rsplit("/", 1)[-1] for d in docs) == sorted([inputs["png"].name, inputs["pdf"].name])

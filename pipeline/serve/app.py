@@ -34,7 +34,7 @@ from pipeline.config import RunConfig, load_config
 from pipeline.pixels import jpeg_data_url, page_pixels
 from pipeline.prepare import prepare_page
 from pipeline.schema import PIPELINE_VERSION, SCHEMA_VERSION, json_ready, to_output_table
-from pipeline.serve.deployments import PaddleReader, VlmReader, paddle_options, paddle_threads, vlm_options
+from pipeline.serve.deployments import PaddleReader, VlmReader, paddle_options, vlm_options
 from pipeline.serve.uploads import Upload, UploadError, check_size, page_rows
 
 MODES = ("paddle", "vlm", "hybrid")
@@ -257,7 +257,7 @@ def build_app(config: RunConfig, browse: str | None = None):
     data = config.model_dump()
     s = config.serve
     vlm_on = s.vlm_enabled if s.vlm_enabled is not None else config.mode in ("vlm", "hybrid")
-    paddle = PaddleReader.options(**paddle_options(config)).bind(data, paddle_threads(config))
+    paddle = PaddleReader.options(**paddle_options(config)).bind(data)
     vlm = VlmReader.options(**vlm_options(config)).bind(data) if vlm_on else None
     a = s.ingress
     ingress = Ingress.options(

@@ -30,7 +30,10 @@ class PaddleReader:
 
     def __init__(self, config: dict, threads: int | None = None):
         self.cfg = RunConfig.model_validate(config)
-        self.predictor = PaddleOcrPredictor(config, cpu_threads=threads or self.cfg.paddle.cpu_threads)
+        # decided here, on the replica's node: the machine that built the app may be a 2-core head
+        self.threads = threads or paddle_threads(self.cfg, node_cpus())
+        os.environ["OMP_NUM_THREADS"] = str(self.threads)  # Ray set it to the replica's 1 CPU
+        self.predictor = PaddleOcrPredictor(config, cpu_threads=self.threads)
         self.pages_per_call = serve_batch_size(self.cfg, self.predictor.device)
         self.concurrent_batches = self.cfg.serve.paddle_concurrent_batches
         # this replica's batch queue (Serve's setters cover size and wait, not concurrency)
@@ -47,7 +50,7 @@ class PaddleReader:
 
     def info(self) -> dict:
         return {"model": self.predictor.model, "device": self.predictor.device, "pages_per_call": self.pages_per_call,
-                "concurrent_batches": self.concurrent_batches}
+                "concurrent_batches": self.concurrent_batches, "threads": self.threads}
 
 
 @serve.deployment(name="VlmReader")
@@ -91,16 +94,32 @@ def serve_batch_size(cfg: RunConfig, device: str) -> int:
     return cfg.serve.paddle_batch_size or cfg.paddle.pages_per_call(device)
 
 
-def paddle_threads(cfg: RunConfig) -> int:
+def node_cpus() -> float:
+    """The CPUs Ray gives the node this process runs on (a pod's limit, not the host's cores); outside Ray,
+    this machine's cores."""
+    import ray
+
+    if ray.is_initialized():
+        me = ray.get_runtime_context().get_node_id()
+        for node in ray.nodes():
+            if node["NodeID"] == me and node["Resources"].get("CPU"):
+                return node["Resources"]["CPU"]
+    return os.cpu_count() or 1
+
+
+def paddle_threads(cfg: RunConfig, cpus: float | None = None) -> int:
     """Inference threads of a PaddleReader replica: as the batch job's actors on a GPU (`paddle.num_cpus`:
-    ten replicas with a thread per core each would fight over the node); every core on the CPU."""
-    return inference_threads(cfg.paddle, paddle_on_gpu(cfg), os.cpu_count() or 1, 1)
+    ten replicas with a thread per core each would fight over the node); on the CPU every core of its node
+    (`cpus`, default this machine's)."""
+    return inference_threads(cfg.paddle, paddle_on_gpu(cfg), cpus or os.cpu_count() or 1, 1)
 
 
 def paddle_options(cfg: RunConfig) -> dict:
     """Deployment options for PaddleReader from the config: autoscaling, queue bound, resources."""
     gpu = paddle_on_gpu(cfg)
     a = cfg.serve.paddle
+    # on a GPU the threads are the config's; on the CPU the replica counts its node's cores itself
+    env = {"OMP_NUM_THREADS": str(paddle_threads(cfg))} if gpu else {}
     return {
         "autoscaling_config": {"min_replicas": a.min_replicas, "max_replicas": a.max_replicas,
                                "target_ongoing_requests": a.target_ongoing_requests},
@@ -108,7 +127,7 @@ def paddle_options(cfg: RunConfig) -> dict:
         "max_ongoing_requests": 4 * serve_batch_size(cfg, "gpu" if gpu else "cpu") * cfg.serve.paddle_concurrent_batches,
         "ray_actor_options": {"num_cpus": 1, "num_gpus": cfg.paddle.num_gpus if gpu else 0,
                               **({"accelerator_type": cfg.paddle.accelerator_type} if gpu and cfg.paddle.accelerator_type else {}),
-                              "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(paddle_threads(cfg))}}},
+                              **({"runtime_env": {"env_vars": env}} if env else {})},
     }
 
 
