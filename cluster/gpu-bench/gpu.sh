@@ -29,6 +29,15 @@ DUMMY=(--set vlm.model=/root/qwen7b --set vlm.load_format=dummy --set vlm.ignore
 
 say() { echo "[gpu.sh +$(( $(date +%s) - START ))s] $*"; }
 
+# named_args PREFIX STEP: the value of PREFIX_NAME for a step named KIND-NAME (paddle-old, servepaddle-two),
+# so that one call can run an A/B: SERVE_ARGS_two="--set ..." gpu.sh servepaddle servepaddle-two
+named_args() {
+  local name=${2#*-}
+  [ "$name" != "$2" ] && [[ $name =~ ^[A-Za-z0-9_]+$ ]] || return 0
+  local var="${1}_${name}"
+  echo "${!var:-}"
+}
+
 versions() {
   python3 - <<'EOF'
 import importlib.metadata as m, sys
@@ -143,8 +152,9 @@ for step in "$@"; do
     startup) for n in 1 10; do (cd "$SNAP" && timeout 240 python3 cluster/gpu-bench/startup.py --procs $n 2>&1 \
                | grep -v onnxruntime | tail -12) | tee -a "$OUT/startup.txt"; done ;;
     warm) warm ;;
-    # paddle-NAME: the same run under another name (A/B: SNAP=/path/to/other/snapshot gpu.sh paddle-old)
-    paddle|paddle-*) bench "$step" 300 --config configs/gpu.yaml --skip-baseline ${PADDLE_ARGS:-} ;;
+    # paddle-NAME: the same run under another name (A/B: SNAP=/path/to/other/snapshot gpu.sh paddle-old;
+    # PADDLE_ARGS to every paddle step, PADDLE_ARGS_NAME to paddle-NAME only)
+    paddle|paddle-*) bench "$step" 300 --config configs/gpu.yaml --skip-baseline ${PADDLE_ARGS:-} $(named_args PADDLE_ARGS "$step") ;;
     hybrid) bench hybrid 560 --config configs/gpu-hybrid.yaml --skip-baseline "${DUMMY[@]}" ;;
     vlm) bench vlm 420 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages ${VLM_PAGES:-1000} --skip-baseline ;;
     vlmraw) bench vlmraw 420 --pages 200 --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
@@ -158,10 +168,10 @@ for step in "$@"; do
     vlm24) bench vlm24 400 --config configs/gpu-vlm-24gb.yaml "${DUMMY[@]}" --set vlm.gpu_memory_utilization=0.157 \
              --pages ${VLM24_PAGES:-120} --skip-baseline ;;
     # gpu.yaml's serve section: 10 PaddleOCR replicas x 0.1 GPU (the batch pool's 10 actors), 4 ingress replicas;
-    # servepaddle-NAME: the same under another name; SERVE_ARGS adds settings
-    # (A/B: SERVE_ARGS="--set serve.paddle_concurrent_batches=2" gpu.sh servepaddle-two)
+    # servepaddle-NAME: the same under another name; SERVE_ARGS adds settings to every such step, SERVE_ARGS_NAME
+    # to that one (A/B in one call: SERVE_ARGS_two="--set serve.paddle_concurrent_batches=2" gpu.sh servepaddle servepaddle-two)
     servepaddle|servepaddle-*) bench "$step" 555 --serve-levels ${SERVE_LEVELS_PADDLE:-32,8:160,1:40} --serve --mode paddle \
-                   --config configs/gpu.yaml --pages ${SERVE_PAGES:-300} ${SERVE_ARGS:-} ;;
+                   --config configs/gpu.yaml --pages ${SERVE_PAGES:-300} ${SERVE_ARGS:-} $(named_args SERVE_ARGS "$step") ;;
     # vlm mode: PaddleReader at 0 replicas (the app binds it in every mode; at its 0.25 GPU the 1-GPU VLM replica
     # could not be placed), one VLM replica on the whole card; concurrency 32 first, 8 and 1 on fewer files
     servevlm) bench servevlm 555 --serve-levels ${SERVE_LEVELS:-32,8:48,1:8} --serve --mode vlm --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b \
