@@ -28,11 +28,13 @@ def _rows(frame: pd.DataFrame) -> list[dict]:
 class PaddleReader:
     """PaddleOCR on fractional GPUs or CPU; pages of concurrent requests share one inference call."""
 
-    def __init__(self, config: dict, threads: int | None = None):
+    def __init__(self, config: dict):
         self.cfg = RunConfig.model_validate(config)
         # decided here, on the replica's node: the machine that built the app may be a 2-core head
-        self.threads = threads or paddle_threads(self.cfg, node_cpus())
-        os.environ["OMP_NUM_THREADS"] = str(self.threads)  # Ray set it to the replica's 1 CPU
+        self.threads = paddle_threads(self.cfg, node_cpus())
+        # Ray set it to the replica's 1 CPU; this reaches OpenMP runtimes started from here on (NumPy's
+        # OpenBLAS read it at import; ONNX Runtime's sessions get `threads` themselves)
+        os.environ["OMP_NUM_THREADS"] = str(self.threads)
         self.predictor = PaddleOcrPredictor(config, cpu_threads=self.threads)
         self.pages_per_call = serve_batch_size(self.cfg, self.predictor.device)
         self.concurrent_batches = self.cfg.serve.paddle_concurrent_batches
