@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from actors.arena import run_within_cap
 from pipeline.types import OcrLine
 
 
@@ -111,6 +112,7 @@ class BatchedReader:
         self.rec_batch_size, self.det_pad, self.score_thresh = rec_batch_size, det_pad, score_thresh
         self.det_batch_size = det_batch_size
         self.timings: dict = defaultdict(float)
+        self.counts: dict = {}  # arena_releases: runs repeated after the session's arena gave back its free regions
         self.max_width = getattr(self.rec.pre_tfs.get("ReisizeNorm"), "max_imgW", 3200)
         self.rec_shapes: set = set()
         self.session = None
@@ -182,7 +184,7 @@ class BatchedReader:
                                                limit_type=det.limit_type, max_side_limit=det.max_side_limit)
         x = np.stack(images)
         start = time.perf_counter()
-        preds = self.det_session.run(None, {"image": x})
+        preds = run_within_cap(self.det_session, {"image": x}, self.counts)
         self.timings["det_infer"] += time.perf_counter() - start
         det.runner.shapes.add(x.shape)
         polys, _ = det.post_op(preds, shapes, thresh=det.thresh, box_thresh=det.box_thresh, unclip_ratio=det.unclip_ratio)
@@ -235,7 +237,7 @@ class BatchedReader:
             valid[j, ..., : image.shape[1]] = 1
         self.rec_shapes.add((rows, 3, height, width))
         start = time.perf_counter()
-        index, prob = self.session.run(None, {"image": x, "valid": valid})
+        index, prob = run_within_cap(self.session, {"image": x, "valid": valid}, self.counts)
         self.timings["rec_infer"] += time.perf_counter() - start
         n = len(sized)
         return [(text, float(score)) for text, score in self.rec.post_op.decode(index[:n], prob[:n], is_remove_duplicate=True)]

@@ -294,7 +294,8 @@ class ServeConfig(_Strict):
     paddle_concurrent_batches: int = Field(
         1, ge=1, le=8, description="Batches one PaddleOCR replica reads at once (@serve.batch's max_concurrent_batches): with 2, "
         "requests that arrive while a batch is being read start the next one instead of waiting for it. Each batch in "
-        "flight holds its own working memory: on a GPU, check the card's memory before raising it.",
+        "flight holds its own working memory in the replica's capped ONNX Runtime sessions: on a GPU, where ten replicas "
+        "share a card, 2 made most pages fail on an H100 before arena release (README Serve); measure before raising it.",
     )
     paddle: AutoscalingConfig = AutoscalingConfig()
     vlm: AutoscalingConfig = AutoscalingConfig(target_ongoing_requests=64)

@@ -300,8 +300,11 @@ def test_bench_load_levels_send_what_they_say(server, inputs):
     assert parse_levels("32,8:64,1:12") == [(32, None), (8, 64), (1, 12)]
     with pytest.raises(SystemExit, match="C:N"):
         parse_levels("8:x")
-    files = [str(inputs["png"]), str(inputs["pdf"])]
+    files = [str(inputs["png"]), str(inputs["pdf"]), str(inputs["bad"]["truncated_jpeg"])]
     (c, n), (c1, n1) = parse_levels("2,1:1")
     both, first = send_load(server, files[:n], c), send_load(server, files[:n1], c1)
-    assert (both["requests"], both["pages"], both["failed"]) == (2, 3, 0)  # a PNG and a two-page PDF
-    assert (first["requests"], first["pages"], first["failed"]) == (1, 1, 0)
+    # a PNG, a two-page PDF and a JPEG cut short: its page is answered (200) with an error row, which is
+    # not a page read: pages/min counts the three read pages only, and the error is counted and shown
+    assert (both["requests"], both["pages"], both["failed"], both["page_errors"]) == (3, 3, 0, 1)
+    assert "truncated" in both["first_page_error"]
+    assert (first["requests"], first["pages"], first["failed"], first["page_errors"]) == (1, 1, 0, 0)

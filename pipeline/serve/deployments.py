@@ -52,7 +52,9 @@ class PaddleReader:
 
     def info(self) -> dict:
         return {"model": self.predictor.model, "device": self.predictor.device, "pages_per_call": self.pages_per_call,
-                "concurrent_batches": self.concurrent_batches, "threads": self.threads}
+                "concurrent_batches": self.concurrent_batches, "threads": self.threads,
+                # runs repeated after a capped ONNX Runtime arena gave back its free regions (actors/arena.py)
+                "arena_releases": getattr(self.predictor.read, "counts", {}).get("arena_releases", 0)}
 
 
 @serve.deployment(name="VlmReader")

@@ -28,24 +28,27 @@ def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600
     """Each file once, `concurrency` requests at a time; latency percentiles and pages/min."""
     import requests
 
-    def one(path: str) -> tuple[float, int, int]:
+    def one(path: str) -> tuple[float, int, int, list[str]]:
         start = time.perf_counter()
         with open(path, "rb") as f:
             r = requests.post(url + "/v1/ocr", files={"file": (Path(path).name, f)}, timeout=timeout)
-        pages = len(r.json().get("pages", [])) if r.status_code == 200 else 0
-        return time.perf_counter() - start, r.status_code, pages
+        answered = r.json().get("pages", []) if r.status_code == 200 else []
+        errors = [p["error"] for p in answered if p.get("error")]
+        return time.perf_counter() - start, r.status_code, len(answered) - len(errors), errors
 
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
         done = list(pool.map(one, files))
     wall = time.perf_counter() - start
     latencies = sorted(d[0] for d in done)
-    pages = sum(d[2] for d in done)
+    pages = sum(d[2] for d in done)  # pages read: an error row is answered, not read, and counts apart
+    errors = [e for d in done for e in d[3]]
 
     def pct(q: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 3)
 
     return {"concurrency": concurrency, "requests": len(files), "failed": sum(d[1] != 200 for d in done), "pages": pages,
+            "page_errors": len(errors), "first_page_error": errors[0][:300] if errors else None,
             "p50_seconds": round(statistics.median(latencies), 3), "p95_seconds": pct(0.95),
             "pages_per_min": round(60 * pages / wall, 2), "seconds": round(wall, 2)}
 
@@ -131,7 +134,8 @@ def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8
             results.append(r)
             print(f"serve at concurrency {c}: {r['pages_per_min']} pages/min ({r['vs_batch_pool']} x the batch pool), "
                   f"p50 {r['p50_seconds']} s ({r['p50_vs_bare']} x the bare page), p95 {r['p95_seconds']} s, "
-                  f"{r['failed']} failed", flush=True)
+                  f"{r['failed']} failed, {r['page_errors']} pages answered with an error"
+                  + (f" (first: {r['first_page_error']})" if r["page_errors"] else ""), flush=True)
     finally:
         if started_here:
             serve.shutdown()

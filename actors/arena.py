@@ -1,0 +1,72 @@
+"""ONNX Runtime arenas under a cap: give back what is free and run again, instead of failing the page.
+
+Each PaddleOCR actor's GPU sessions are capped (`gpu_mem_limit`, a share of the card: ten actors share
+one GPU). The arena never returns a region, and with `kSameAsRequested` each region is the size of the
+request that made it, so after many different shapes (a Serve replica's batches hold 1 to 8 pages) the
+regions fill the cap in pieces too small for the next large request. ONNX Runtime then fails the run with
+"Available memory of X is smaller than requested bytes of Y", and every later run that needs as much
+fails the same way, although almost nothing is in use (seen on an H100, 2026-12-06: 10% of the pages
+served at concurrency 32, and all of them once two batches shared a session).
+
+`run_within_cap` catches exactly that error, runs the session once on a tiny input with arena shrinkage
+on (regions with nothing in use go back to the device), and runs the request again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
+           "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
+
+
+def arena_full(error: BaseException) -> bool:
+    """ONNX Runtime's arena refused a request at its cap (not a CUDA out-of-memory, not a bad input)."""
+    text = str(error)
+    return "Available memory of" in text and "requested bytes" in text
+
+
+def arena_device(session) -> str:
+    """The device string of the session's arena for arena shrinkage: `gpu:N` on CUDA, else `cpu:0`."""
+    if session.get_providers()[0] == "CUDAExecutionProvider":
+        return f"gpu:{session.get_provider_options().get('CUDAExecutionProvider', {}).get('device_id', '0')}"
+    return "cpu:0"
+
+
+def tiny_feeds(session, size: int = 32) -> dict:
+    """An input for every model input: fixed dims as the model says, free dims `size` (small; a multiple of
+    32, which detection models need)."""
+    feeds = {}
+    for inp in session.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else size for d in inp.shape]
+        feeds[inp.name] = np.zeros(shape, _DTYPES.get(inp.type, np.float32))
+    return feeds
+
+
+def release_arena(session, device: str | None = None) -> None:
+    """A tiny run with arena shrinkage on: the arena's regions with nothing in use go back."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", device or arena_device(session))
+    session.run(None, tiny_feeds(session), options)
+
+
+def run_within_cap(session, feeds: dict, counts: dict | None = None, key: str = "arena_releases"):
+    """`session.run(None, feeds)`; if the arena is at its cap, release its free regions and run once more
+    (`counts[key]` counts the releases). Any other error, or the same one again, is raised."""
+    try:
+        return session.run(None, feeds)
+    except Exception as e:
+        if not arena_full(e):
+            raise
+        log.warning("ONNX Runtime's arena is at its cap (%s): releasing its free regions and running again",
+                    str(e).rsplit(": ", 1)[-1].strip()[:160])
+    release_arena(session)
+    if counts is not None:
+        counts[key] = counts.get(key, 0) + 1
+    return session.run(None, feeds)
