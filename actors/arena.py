@@ -66,7 +66,11 @@ def run_within_cap(session, feeds: dict, counts: dict | None = None, key: str = 
             raise
         log.warning("ONNX Runtime's arena is at its cap (%s): releasing its free regions and running again",
                     str(e).rsplit(": ", 1)[-1].strip()[:160])
-    release_arena(session)
+        try:
+            release_arena(session)
+        except Exception as failed:  # an ONNX Runtime that cannot shrink this arena: the page keeps the first error
+            log.warning("the arena could not give its regions back: %s", failed)
+            raise e from None
     if counts is not None:
         counts[key] = counts.get(key, 0) + 1
     return session.run(None, feeds)
