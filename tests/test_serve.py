@@ -308,3 +308,5 @@ def test_bench_load_levels_send_what_they_say(server, inputs):
     assert (both["requests"], both["pages"], both["failed"], both["page_errors"]) == (3, 3, 0, 1)
     assert "truncated" in both["first_page_error"]
     assert (first["requests"], first["pages"], first["failed"], first["page_errors"]) == (1, 1, 0, 0)
+    # what serving added to the page's own render + classify + OCR seconds: some, and less than the whole
+    assert 0 < first["p50_outside_page_seconds"] < first["p50_seconds"]
