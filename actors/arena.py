@@ -15,6 +15,7 @@ on (regions with nothing in use go back to the device), and runs the request aga
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 
@@ -64,8 +65,9 @@ def run_within_cap(session, feeds: dict, counts: dict | None = None, key: str = 
     except Exception as e:
         if not arena_full(e):
             raise
+        said = re.search(r"Available memory of \d+ is smaller than requested bytes of \d+", str(e))
         log.warning("ONNX Runtime's arena is at its cap (%s): releasing its free regions and running again",
-                    str(e).rsplit(": ", 1)[-1].strip()[:160])
+                    said.group(0) if said else str(e)[-200:])
         try:
             release_arena(session)
         except Exception as failed:  # an ONNX Runtime that cannot shrink this arena: the page keeps the first error
