@@ -38,12 +38,12 @@ def arena_device(session) -> str:
     return "cpu:0"
 
 
-def tiny_feeds(session, size: int = 32) -> dict:
-    """An input for every model input: fixed dims as the model says, free dims `size` (small; a multiple of
-    32, which detection models need)."""
+def tiny_feeds(session) -> dict:
+    """An input for every model input: fixed dims as the model says, a free batch dim 1, other free dims 32
+    (small, and a multiple of 32, which detection models need)."""
     feeds = {}
     for inp in session.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else size for d in inp.shape]
+        shape = [d if isinstance(d, int) and d > 0 else (1 if axis == 0 else 32) for axis, d in enumerate(inp.shape)]
         feeds[inp.name] = np.zeros(shape, _DTYPES.get(inp.type, np.float32))
     return feeds
 
@@ -57,9 +57,9 @@ def release_arena(session, device: str | None = None) -> None:
     session.run(None, tiny_feeds(session), options)
 
 
-def run_within_cap(session, feeds: dict, counts: dict | None = None, key: str = "arena_releases"):
+def run_within_cap(session, feeds: dict, counts: dict | None = None):
     """`session.run(None, feeds)`; if the arena is at its cap, release its free regions and run once more
-    (`counts[key]` counts the releases). Any other error, or the same one again, is raised."""
+    (`counts["arena_releases"]` counts the releases). Any other error, or the same one again, is raised."""
     try:
         return session.run(None, feeds)
     except Exception as e:
@@ -74,5 +74,5 @@ def run_within_cap(session, feeds: dict, counts: dict | None = None, key: str = 
             log.warning("the arena could not give its regions back: %s", failed)
             raise e from None
     if counts is not None:
-        counts[key] = counts.get(key, 0) + 1
+        counts["arena_releases"] = counts.get("arena_releases", 0) + 1
     return session.run(None, feeds)
