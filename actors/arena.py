@@ -9,7 +9,13 @@ fails the same way, although almost nothing is in use (seen on an H100, 2026-12-
 served at concurrency 32, and all of them once two batches shared a session).
 
 `run_within_cap` catches exactly that error, runs the session once on a tiny input with arena shrinkage
-on (regions with nothing in use go back to the device), and runs the request again.
+on (regions with nothing in use go back to the device), and runs the request again. A run can also need
+more regions than the cap holds on its own, from an empty arena: each tensor larger than every free region
+adds a region of its size, and the earlier ones stay (seen on an H100, 2026-12-06: a recognition batch of
+47 lines 1,792 px wide, whose CTC softmax alone is 774 MB, failed again after the release in every Serve
+replica, although the batch job's actors read it). Then the batch is read in halves along its first axis
+(every input and output of the two PaddleOCR sessions is batch-major) and the halves' outputs joined:
+same results, a page is not lost to the arena's layout.
 """
 
 from __future__ import annotations
@@ -59,7 +65,10 @@ def release_arena(session, device: str | None = None) -> None:
 
 def run_within_cap(session, feeds: dict, counts: dict | None = None):
     """`session.run(None, feeds)`; if the arena is at its cap, release its free regions and run once more
-    (`counts["arena_releases"]` counts the releases). Any other error, or the same one again, is raised."""
+    (`counts["arena_releases"]`); if it is still at its cap, run the two halves of the batch (first axis),
+    each the same way, and join their outputs (`counts["arena_splits"]`). Any other error is raised, and the
+    arena's own error when a single item does not fit."""
+    counts = {} if counts is None else counts
     try:
         return session.run(None, feeds)
     except Exception as e:
@@ -73,6 +82,17 @@ def run_within_cap(session, feeds: dict, counts: dict | None = None):
         except Exception as failed:  # an ONNX Runtime that cannot shrink this arena: the page keeps the first error
             log.warning("the arena could not give its regions back: %s", failed)
             raise e from None
-    if counts is not None:
-        counts["arena_releases"] = counts.get("arena_releases", 0) + 1
-    return session.run(None, feeds)
+    counts["arena_releases"] = counts.get("arena_releases", 0) + 1
+    try:
+        return session.run(None, feeds)
+    except Exception as e:
+        sizes = {len(v) for v in feeds.values()}
+        if not arena_full(e) or len(sizes) != 1 or min(sizes) < 2:
+            raise
+        rows = min(sizes)
+    log.warning("a batch of %d does not fit the arena's cap even after the release: reading it in halves", rows)
+    half = rows // 2
+    counts["arena_splits"] = counts.get("arena_splits", 0) + 1
+    parts = [run_within_cap(session, {k: v[:half] for k, v in feeds.items()}, counts),
+             run_within_cap(session, {k: v[half:] for k, v in feeds.items()}, counts)]
+    return [np.concatenate(pair, axis=0) for pair in zip(*parts)]

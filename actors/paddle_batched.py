@@ -112,7 +112,10 @@ class BatchedReader:
         self.rec_batch_size, self.det_pad, self.score_thresh = rec_batch_size, det_pad, score_thresh
         self.det_batch_size = det_batch_size
         self.timings: dict = defaultdict(float)
-        self.counts: dict = {}  # arena_releases: runs repeated after the session's arena gave back its free regions
+        # arena_releases: runs repeated after the session's arena gave back its free regions; arena_splits: batches
+        # read in halves because they did not fit the arena's cap even then (actors/arena.py)
+        self.counts: dict = {}
+        self.rec_cells: int | None = None  # lines x padded width per recognition run, once a run had to be split
         self.max_width = getattr(self.rec.pre_tfs.get("ReisizeNorm"), "max_imgW", 3200)
         self.rec_shapes: set = set()
         self.session = None
@@ -184,7 +187,10 @@ class BatchedReader:
                                                limit_type=det.limit_type, max_side_limit=det.max_side_limit)
         x = np.stack(images)
         start = time.perf_counter()
+        splits = self.counts.get("arena_splits", 0)
         preds = run_within_cap(self.det_session, {"image": x}, self.counts)
+        if self.counts.get("arena_splits", 0) > splits:  # the next detection runs take half as many pages
+            self.det_batch_size = max(1, len(pages) // 2)
         self.timings["det_infer"] += time.perf_counter() - start
         det.runner.shapes.add(x.shape)
         polys, _ = det.post_op(preds, shapes, thresh=det.thresh, box_thresh=det.box_thresh, unclip_ratio=det.unclip_ratio)
@@ -215,7 +221,8 @@ class BatchedReader:
         """Lines per recognition batch for lines as wide as this crop: the recogniser's attention
         grows with the square of the width, so batches of wide lines shrink (memory stays bounded)."""
         width = width_bucket(max(int(np.ceil(48 * crop.shape[1] / max(crop.shape[0], 1))), 320), self.max_width)
-        return max(min(4, self.rec_batch_size), min(self.rec_batch_size, int(self.rec_batch_size * (1536 / width) ** 2)))
+        rows = max(min(4, self.rec_batch_size), min(self.rec_batch_size, int(self.rec_batch_size * (1536 / width) ** 2)))
+        return rows if self.rec_cells is None else max(1, min(rows, self.rec_cells // width))
 
     def _run_session(self, batch: list[np.ndarray], rows: int) -> list[tuple[str, float]]:
         """paddlex's reading and resizing (its `OCRReisizeNormImg`, kept in uint8: the scaling runs on the
@@ -237,7 +244,10 @@ class BatchedReader:
             valid[j, ..., : image.shape[1]] = 1
         self.rec_shapes.add((rows, 3, height, width))
         start = time.perf_counter()
+        splits = self.counts.get("arena_splits", 0)
         index, prob = run_within_cap(self.session, {"image": x, "valid": valid}, self.counts)
+        if self.counts.get("arena_splits", 0) > splits:  # later batches as large as the halves, not split again
+            self.rec_cells = min(self.rec_cells or rows * width, rows // 2 * width)
         self.timings["rec_infer"] += time.perf_counter() - start
         n = len(sized)
         return [(text, float(score)) for text, score in self.rec.post_op.decode(index[:n], prob[:n], is_remove_duplicate=True)]

@@ -108,3 +108,92 @@ def test_a_fragmented_capped_arena_gives_back_its_regions_and_the_run_succeeds(t
     assert out["value"] == 3900 * 3900 * 64.0 and out["counts"] == {"arena_releases": 1}
     assert out["again"] == 3000 * 3000 * 64.0
     assert out["bad_input"] != "arena full" and out["counts"] == {"arena_releases": 1}
+
+
+SPLIT = textwrap.dedent(r"""
+    import json, sys
+    import numpy as np, onnx, onnxruntime as ort
+    from onnx import TensorProto, helper
+    from actors.arena import run_within_cap
+
+    # y[i] = sum_j (x @ w)[i, j]: an (n, 4096) float intermediate, 16 KiB a row, each row on its own
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [64, 4096], np.ones(64 * 4096, np.float32))
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["m"]),
+                               helper.make_node("ReduceSum", ["m"], ["y"], axes=[1], keepdims=0)], "g", [x], [y], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), sys.argv[1])
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    ort.create_and_register_allocator(info, ort.OrtArenaCfg(64 * 2**20, 1, -1, -1))  # 64 MiB, kSameAsRequested
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.use_env_allocators", "1")
+    options.log_severity_level = 4
+    session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+    rows = np.arange(5000, dtype=np.float32)[:, None] * np.ones((1, 64), np.float32) / 64  # row i sums to i
+    counts = {}
+    got = run_within_cap(session, {"x": rows}, counts)[0]  # 82 MB at once: more than the whole cap
+    out = {"equal": bool(np.array_equal(got, np.arange(5000, dtype=np.float32) * 4096)), "counts": counts}
+    try:
+        run_within_cap(session, {"x": np.ones((3, 5), np.float32)}, counts)  # a bad input is not split
+    except Exception as e:
+        out["bad_input"] = type(e).__name__
+    out["after_bad"] = dict(counts)
+    print(json.dumps(out))
+""")
+
+
+def test_a_batch_larger_than_the_cap_is_read_in_halves_with_the_same_results(tmp_path):
+    done = subprocess.run([sys.executable, "-c", SPLIT, str(tmp_path / "rows.onnx")], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["equal"], out
+    assert out["counts"]["arena_splits"] >= 1 and out["counts"]["arena_releases"] >= 1
+    assert out["bad_input"] and out["after_bad"] == out["counts"]
+
+
+WIDE = textwrap.dedent(r"""
+    import json, sys
+    import numpy as np, onnxruntime as ort
+    from PIL import Image, ImageDraw, ImageFont
+    from actors.paddle_ocr import load_reader
+    from pipeline.config import PaddleConfig
+
+    _, read = load_reader(PaddleConfig(reader="batched", engine="onnxruntime", rec_batch_size=64), "cpu", 2)
+    if sys.argv[1] != "0":
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg(int(sys.argv[1]) * 2**20, 1, -1, -1))
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.use_env_allocators", "1")
+        options.log_severity_level = 4
+        read.session = ort.InferenceSession(read.session._model_path, options, providers=["CPUExecutionProvider"])
+        read.det_session = ort.InferenceSession(read.det_session._model_path, options, providers=["CPUExecutionProvider"])
+    page = Image.new("RGB", (1530, 2163), "white")  # an A4 page at 185 DPI, 24 lines 1,450 px wide
+    draw, font = ImageDraw.Draw(page), ImageFont.load_default(size=24)
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
+    for k in range(24):
+        draw.text((40, 30 + 52 * k), " ".join(words[(k + j) % len(words)] + str(k) for j in range(14)), fill="black", font=font)
+    bgr = np.asarray(page)[:, :, ::-1].copy()
+    texts = [l.text for l in read([bgr])[0]]
+    first = dict(read.counts)
+    again = read([bgr])[0]
+    print(json.dumps({"texts": texts, "first": first, "counts": read.counts, "cells": read.rec_cells, "again": len(again)}))
+""")
+
+
+def test_the_batched_reader_reads_a_recognition_batch_larger_than_the_cap_in_halves(tmp_path):
+    """What the H100's Serve replicas hit on 2026-12-06: a recognition batch (here 23 lines padded to 2,560 px,
+    whose CTC softmax alone is ~0.5 GB) needs more than the capped arena holds, even right after a release.
+    It is read in halves, with the same text as an uncapped reader; later batches are formed as small as the
+    halves (no second split)."""
+    def run(cap: int) -> dict:
+        done = subprocess.run([sys.executable, "-c", WIDE, str(cap)], capture_output=True, text=True, timeout=300,
+                              cwd=Path(__file__).resolve().parents[1])
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    free, capped = run(0), run(1024)
+    assert free["counts"] == {} and len(free["texts"]) == 24
+    assert capped["first"].get("arena_splits", 0) >= 1 and capped["cells"], capped
+    assert capped["texts"] == free["texts"]
+    assert capped["counts"]["arena_splits"] == capped["first"]["arena_splits"] and capped["again"] == 24

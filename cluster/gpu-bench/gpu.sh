@@ -124,7 +124,7 @@ bench() {
   cp "$OUT/$name.log" "$st/bench.log"
   local logs=/tmp/ray/session_latest/logs
   {
-    for p in "BFCArena" "arena is at its cap" "Error in memory profiling" "Traceback" "out of memory" "OutOfMemory" "vlm engine ready" "warm-up request failed"; do
+    for p in "BFCArena" "arena is at its cap" "reading it in halves" "Error in memory profiling" "Traceback" "out of memory" "OutOfMemory" "vlm engine ready" "warm-up request failed"; do
       echo "$p: driver $(grep -c -- "$p" "$OUT/$name.log") ray-logs $(cat $logs/*.err $logs/*.out 2>/dev/null | grep -c -- "$p")"
     done
   } > "$st/counts.txt"

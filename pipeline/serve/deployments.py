@@ -53,8 +53,9 @@ class PaddleReader:
     def info(self) -> dict:
         return {"model": self.predictor.model, "device": self.predictor.device, "pages_per_call": self.pages_per_call,
                 "concurrent_batches": self.concurrent_batches, "threads": self.threads,
-                # runs repeated after a capped ONNX Runtime arena gave back its free regions (actors/arena.py)
-                "arena_releases": getattr(self.predictor.read, "counts", {}).get("arena_releases", 0)}
+                # runs repeated after a capped ONNX Runtime arena gave back its free regions, and batches read in
+                # halves because they did not fit its cap even then (actors/arena.py)
+                **{k: getattr(self.predictor.read, "counts", {}).get(k, 0) for k in ("arena_releases", "arena_splits")}}
 
 
 @serve.deployment(name="VlmReader")
