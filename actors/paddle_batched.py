@@ -226,7 +226,11 @@ class BatchedReader:
 
     def _run_session(self, batch: list[np.ndarray], rows: int) -> list[tuple[str, float]]:
         """paddlex's reading and resizing (its `OCRReisizeNormImg`, kept in uint8: the scaling runs on the
-        device), one padded (batch, bucket) shape, its CTC decoding."""
+        device), one padded (batch, bucket) shape, its CTC decoding.
+
+        `rows`: the most lines a batch this wide holds. A fuller batch is padded to that; a short one (the last
+        of a call, or a call of one or two pages, as Serve's often are) to the next power of two, at least 4:
+        a few shapes still, and no recognising of up to ten times as many empty rows as lines."""
         norm = self.rec.pre_tfs["ReisizeNorm"]
         _, height, min_width = norm.rec_image_shape
         sized = []
@@ -236,7 +240,7 @@ class BatchedReader:
             resized = norm.max_imgW if width > norm.max_imgW else min(width, math.ceil(height * ratio))
             sized.append((cv2.resize(image, (resized, height)), min(width, norm.max_imgW)))
         width = width_bucket(max(w for _, w in sized), self.max_width)
-        rows = max(len(sized), rows)
+        rows = max(len(sized), min(rows, max(4, 1 << (len(sized) - 1).bit_length())))
         x = np.zeros((rows, height, width, 3), dtype=np.uint8)
         valid = np.zeros((rows, 1, 1, width), dtype=np.uint8)
         for j, (image, _) in enumerate(sized):

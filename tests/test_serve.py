@@ -310,3 +310,7 @@ def test_bench_load_levels_send_what_they_say(server, inputs):
     assert (first["requests"], first["pages"], first["failed"], first["page_errors"]) == (1, 1, 0, 0)
     # what serving added to the page's own render + classify + OCR seconds: some, and less than the whole
     assert 0 < first["p50_outside_page_seconds"] < first["p50_seconds"]
+    # Serve's batching as the read pages saw it: a page alone is read in a call of its own; three pages sent two
+    # at a time share calls of 1 to 3 pages (the JPEG's page failed before OCR and is not counted)
+    assert first["pages_per_call"] == 1 and 0 < first["ocr_seconds_per_page"] < first["p50_seconds"]
+    assert 1 <= both["pages_per_call"] <= 3 and both["ocr_seconds_per_page"] > 0

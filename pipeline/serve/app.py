@@ -56,6 +56,8 @@ def answer_rows(rows: list[dict], image: bool = False) -> list[dict]:
         json_ready(row)
         if src.get("paddle_text") is not None:
             row["paddle_text"] = src["paddle_text"]  # hybrid escalation: PaddleOCR's reading beside the VLM's
+        if src.get("batch_pages"):
+            row["batch_pages"] = src["batch_pages"]  # pages read in the same PaddleOCR call (Serve's batching)
         if image and src.get("preview"):
             row["image"] = src["preview"]
         out.append(row)

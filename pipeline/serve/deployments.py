@@ -45,7 +45,10 @@ class PaddleReader:
 
     async def _read_pages(self, rows: list[dict]) -> list[dict]:
         # inference off the replica's event loop, so requests keep arriving while it runs
-        return _rows(await asyncio.to_thread(self.predictor, pd.DataFrame(rows)))
+        read = _rows(await asyncio.to_thread(self.predictor, pd.DataFrame(rows)))
+        for row in read:  # how many pages shared this inference call (its seconds_ocr is a share of the call)
+            row["batch_pages"] = len(rows)
+        return read
 
     async def read(self, row: dict) -> dict:
         return await self.read_batch(row)

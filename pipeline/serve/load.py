@@ -35,7 +35,8 @@ def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600
         latency = time.perf_counter() - start
         answered = r.json().get("pages", []) if r.status_code == 200 else []
         errors = [p["error"] for p in answered if p.get("error")]
-        return latency, r.status_code, len(answered) - len(errors), errors, latency - page_work(answered)
+        calls = [(p["batch_pages"], p.get("seconds_ocr") or 0.0) for p in answered if p.get("batch_pages") and not p.get("error")]
+        return latency, r.status_code, len(answered) - len(errors), errors, latency - page_work(answered), calls
 
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -44,6 +45,7 @@ def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600
     latencies = sorted(d[0] for d in done)
     pages = sum(d[2] for d in done)  # pages read: an error row is answered, not read, and counts apart
     errors = [e for d in done for e in d[3]]
+    calls = [c for d in done for c in d[5]]  # (pages in its PaddleOCR call, its share of the call's seconds) per page
 
     def pct(q: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 3)
@@ -52,7 +54,10 @@ def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600
             "page_errors": len(errors), "first_page_error": errors[0][:300] if errors else None,
             "p50_seconds": round(statistics.median(latencies), 3), "p95_seconds": pct(0.95),
             "p50_outside_page_seconds": round(statistics.median(d[4] for d in done), 3),
-            "pages_per_min": round(60 * pages / wall, 2), "seconds": round(wall, 2)}
+            "pages_per_min": round(60 * pages / wall, 2), "seconds": round(wall, 2),
+            # Serve's batching as the pages saw it: pages per PaddleOCR call, and OCR seconds per page in those calls
+            "pages_per_call": round(statistics.mean(n for n, _ in calls), 2) if calls else None,
+            "ocr_seconds_per_page": round(statistics.mean(t for _, t in calls), 3) if calls else None}
 
 
 def page_work(pages: list[dict]) -> float:
@@ -125,7 +130,9 @@ def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8
     bare = bare_page_seconds(files, config) or 0.0
     print(f"batch job: {batch['pages_per_min']} pages/min end to end, pool {batch['pool_pages_per_min']}; "
           f"seconds per page in the job (render + classify + OCR, batch-amortised) {f'{share:.3f}' if share else 'n/a'}; "
-          f"a page alone without Serve {f'{bare:.3f} s' if bare else 'n/a (vlm: the c=1 p50 is its single-page latency)'}",
+          f"a page alone without Serve {f'{bare:.3f} s' if bare else 'n/a (vlm: the c=1 p50 is its single-page latency)'}"
+          + (f"; the pool's PaddleOCR calls: {config.paddle.pages_per_call(batch['device'])} pages at "
+             f"{stages['seconds_ocr']:.3f} s a page" if config.mode != "vlm" and stages.get("seconds_ocr") else ""),
           flush=True)
     started_here = url is None
     if started_here:
@@ -145,6 +152,8 @@ def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8
             print(f"serve at concurrency {c}: {r['pages_per_min']} pages/min ({r['vs_batch_pool']} x the batch pool), "
                   f"p50 {r['p50_seconds']} s ({r['p50_vs_bare']} x the bare page; {r['p50_outside_page_seconds']} s outside "
                   f"the page's own work), p95 {r['p95_seconds']} s, "
+                  + (f"{r['pages_per_call']} pages per PaddleOCR call at {r['ocr_seconds_per_page']} s a page, "
+                     if r["pages_per_call"] else "") +
                   f"{r['failed']} failed, {r['page_errors']} pages answered with an error"
                   + (f" (first: {r['first_page_error']})" if r["page_errors"] else ""), flush=True)
     finally:
