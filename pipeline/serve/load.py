@@ -131,7 +131,7 @@ def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8
     print(f"batch job: {batch['pages_per_min']} pages/min end to end, pool {batch['pool_pages_per_min']}; "
           f"seconds per page in the job (render + classify + OCR, batch-amortised) {f'{share:.3f}' if share else 'n/a'}; "
           f"a page alone without Serve {f'{bare:.3f} s' if bare else 'n/a (vlm: the c=1 p50 is its single-page latency)'}"
-          + (f"; the pool's PaddleOCR calls: {config.paddle.pages_per_call(batch['device'])} pages at "
+          + (f"; the pool's PaddleOCR calls read {config.paddle.pages_per_call(batch['device'])} page(s) each, "
              f"{stages['seconds_ocr']:.3f} s a page" if config.mode != "vlm" and stages.get("seconds_ocr") else ""),
           flush=True)
     started_here = url is None
@@ -152,7 +152,7 @@ def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8
             print(f"serve at concurrency {c}: {r['pages_per_min']} pages/min ({r['vs_batch_pool']} x the batch pool), "
                   f"p50 {r['p50_seconds']} s ({r['p50_vs_bare']} x the bare page; {r['p50_outside_page_seconds']} s outside "
                   f"the page's own work), p95 {r['p95_seconds']} s, "
-                  + (f"{r['pages_per_call']} pages per PaddleOCR call at {r['ocr_seconds_per_page']} s a page, "
+                  + (f"PaddleOCR calls of {r['pages_per_call']} page(s) on average, {r['ocr_seconds_per_page']} s a page, "
                      if r["pages_per_call"] else "") +
                   f"{r['failed']} failed, {r['page_errors']} pages answered with an error"
                   + (f" (first: {r['first_page_error']})" if r["page_errors"] else ""), flush=True)
