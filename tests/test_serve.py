@@ -238,7 +238,8 @@ def test_a_deadline_gives_504_and_the_counts_reach_prometheus(server, inputs):
 
     # the Ingress's counters, as Ray's metrics agent exports them for Prometheus on this node
     port = ray._private.worker.global_worker.node.metrics_export_port
-    wanted = ("hybridocr_pages_served", "hybridocr_request_seconds_bucket", "hybridocr_pages_in_flight")
+    wanted = ("hybridocr_pages_served", "hybridocr_request_seconds_bucket", "hybridocr_pages_in_flight",
+              "hybridocr_paddle_call_pages_bucket")  # the last from the PaddleOCR replica: pages per call
     deadline, text = time.time() + 90, ""
     while time.time() < deadline and not all(w in text for w in wanted):
         time.sleep(3)

@@ -42,10 +42,16 @@ class PaddleReader:
         self.read_batch = serve.batch(self._read_pages, max_batch_size=self.pages_per_call,
                                       batch_wait_timeout_s=self.cfg.serve.batch_wait_timeout_s,
                                       max_concurrent_batches=self.concurrent_batches)
+        from ray.serve import metrics
+
+        # Serve's batching for Prometheus: small calls cost GPU time a page (README "Serve", H100 runs)
+        self.call_pages = metrics.Histogram("hybridocr_paddle_call_pages", "Pages per PaddleOCR call in a replica",
+                                            boundaries=[1, 2, 3, 4, 6, 8, 12, 16, 32])
 
     async def _read_pages(self, rows: list[dict]) -> list[dict]:
         # inference off the replica's event loop, so requests keep arriving while it runs
         read = _rows(await asyncio.to_thread(self.predictor, pd.DataFrame(rows)))
+        self.call_pages.observe(len(rows))
         for row in read:  # how many pages shared this inference call (its seconds_ocr is a share of the call)
             row["batch_pages"] = len(rows)
         return read
