@@ -13,9 +13,10 @@ from pathlib import Path
 
 SCRIPT = textwrap.dedent(r"""
     import json, sys
-    import numpy as np, onnx, onnxruntime as ort
+    import numpy as np, onnx
     from onnx import TensorProto, helper
     from actors.arena import arena_device, arena_full, run_within_cap
+    from tests.capped_arena import capped_options, capped_session
 
     # y = sum(x @ x.T): an (n, n) float intermediate, n*n*4 bytes, from an (n, 64) input
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])
@@ -24,12 +25,7 @@ SCRIPT = textwrap.dedent(r"""
                                helper.make_node("MatMul", ["x", "xt"], ["m"]),
                                helper.make_node("ReduceSum", ["m"], ["y"], keepdims=0)], "g", [x], [y])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), sys.argv[1])
-    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-    ort.create_and_register_allocator(info, ort.OrtArenaCfg(64 * 2**20, 1, -1, -1))  # 64 MiB, kSameAsRequested
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.use_env_allocators", "1")
-    options.log_severity_level = 4
-    session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+    session = capped_session(sys.argv[1], capped_options(64))
     feed = lambda n: {"x": np.ones((n, 64), np.float32)}
     out = {"device": arena_device(session)}
     for n in (1000, 1500, 2000, 2500):  # regions of 4, 9, 16 and 25 MB: 54 of the 64 MiB, each free again
@@ -54,20 +50,15 @@ SCRIPT = textwrap.dedent(r"""
 READER = textwrap.dedent(r"""
     import json, sys
     from pathlib import Path
-    import numpy as np, onnxruntime as ort
+    import numpy as np
     from PIL import Image
     from actors.paddle_ocr import load_reader
     from pipeline.config import PaddleConfig
+    from tests.capped_arena import cap_reader
     from tests.conftest import text_images
 
-    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-    ort.create_and_register_allocator(info, ort.OrtArenaCfg(1024 * 2**20, 1, -1, -1))  # 1 GiB, kSameAsRequested
     _, read = load_reader(PaddleConfig(reader="batched", engine="onnxruntime"), "cpu", 2)
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.use_env_allocators", "1")  # both models in the one capped arena
-    options.log_severity_level = 4
-    read.session = ort.InferenceSession(read.session._model_path, options, providers=["CPUExecutionProvider"])
-    read.det_session = ort.InferenceSession(read.det_session._model_path, options, providers=["CPUExecutionProvider"])
+    cap_reader(read, 1024)  # both models in the one capped arena of 1 GiB
     line = Image.open(text_images(Path(sys.argv[1]), 1)[0]).convert("RGB")
     page = Image.new("RGB", (1530, 2163), "white")  # an A4 page at 185 DPI
     for k in range(6):
@@ -112,9 +103,10 @@ def test_a_fragmented_capped_arena_gives_back_its_regions_and_the_run_succeeds(t
 
 SPLIT = textwrap.dedent(r"""
     import json, sys
-    import numpy as np, onnx, onnxruntime as ort
+    import numpy as np, onnx
     from onnx import TensorProto, helper
     from actors.arena import run_within_cap
+    from tests.capped_arena import capped_options, capped_session
 
     # y[i] = sum_j (x @ w)[i, j]: an (n, 4096) float intermediate, 16 KiB a row, each row on its own
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])
@@ -123,12 +115,7 @@ SPLIT = textwrap.dedent(r"""
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["m"]),
                                helper.make_node("ReduceSum", ["m"], ["y"], axes=[1], keepdims=0)], "g", [x], [y], [w])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), sys.argv[1])
-    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-    ort.create_and_register_allocator(info, ort.OrtArenaCfg(64 * 2**20, 1, -1, -1))  # 64 MiB, kSameAsRequested
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.use_env_allocators", "1")
-    options.log_severity_level = 4
-    session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+    session = capped_session(sys.argv[1], capped_options(64))
     rows = np.arange(5000, dtype=np.float32)[:, None] * np.ones((1, 64), np.float32) / 64  # row i sums to i
     counts = {}
     got = run_within_cap(session, {"x": rows}, counts)[0]  # 82 MB at once: more than the whole cap
@@ -154,20 +141,15 @@ def test_a_batch_larger_than_the_cap_is_read_in_halves_with_the_same_results(tmp
 
 WIDE = textwrap.dedent(r"""
     import json, sys
-    import numpy as np, onnxruntime as ort
+    import numpy as np
     from PIL import Image, ImageDraw, ImageFont
     from actors.paddle_ocr import load_reader
     from pipeline.config import PaddleConfig
+    from tests.capped_arena import cap_reader
 
     _, read = load_reader(PaddleConfig(reader="batched", engine="onnxruntime", rec_batch_size=64), "cpu", 2)
     if sys.argv[1] != "0":
-        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-        ort.create_and_register_allocator(info, ort.OrtArenaCfg(int(sys.argv[1]) * 2**20, 1, -1, -1))
-        options = ort.SessionOptions()
-        options.add_session_config_entry("session.use_env_allocators", "1")
-        options.log_severity_level = 4
-        read.session = ort.InferenceSession(read.session._model_path, options, providers=["CPUExecutionProvider"])
-        read.det_session = ort.InferenceSession(read.det_session._model_path, options, providers=["CPUExecutionProvider"])
+        cap_reader(read, int(sys.argv[1]))
     page = Image.new("RGB", (1530, 2163), "white")  # an A4 page at 185 DPI, 24 lines 1,450 px wide
     draw, font = ImageDraw.Draw(page), ImageFont.load_default(size=24)
     words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()

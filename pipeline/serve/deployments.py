@@ -60,11 +60,12 @@ class PaddleReader:
         return await self.read_batch(row)
 
     def info(self) -> dict:
+        counts = getattr(self.predictor.read, "counts", {})
         return {"model": self.predictor.model, "device": self.predictor.device, "pages_per_call": self.pages_per_call,
                 "concurrent_batches": self.concurrent_batches, "threads": self.threads,
                 # runs repeated after a capped ONNX Runtime arena gave back its free regions, and batches read in
                 # halves because they did not fit its cap even then (actors/arena.py)
-                **{k: getattr(self.predictor.read, "counts", {}).get(k, 0) for k in ("arena_releases", "arena_splits")}}
+                **{k: counts.get(k, 0) for k in ("arena_releases", "arena_splits")}}
 
 
 @serve.deployment(name="VlmReader")

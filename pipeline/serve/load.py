@@ -28,7 +28,7 @@ def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600
     """Each file once, `concurrency` requests at a time; latency percentiles and pages/min."""
     import requests
 
-    def one(path: str) -> tuple[float, int, int, list[str], float]:
+    def one(path: str) -> tuple[float, int, int, list[str], float, list[tuple[int, float]]]:
         start = time.perf_counter()
         with open(path, "rb") as f:
             r = requests.post(url + "/v1/ocr", files={"file": (Path(path).name, f)}, timeout=timeout)
