@@ -68,8 +68,10 @@ def server(ray_local, batch, tiny_vlm_dir):
     cfg = RunConfig.model_validate({
         "mode": "paddle",
         "vlm": tiny_vlm_config(tiny_vlm_dir, escalate_below=1.0),  # every PaddleOCR page escalates in hybrid mode
-        # two PaddleOCR batches in flight per replica (not the default): every answer below goes through that path
+        # two PaddleOCR calls in flight per replica, of up to 4 pages gathered across requests (not the CPU's
+        # defaults, 1 and 1): every answer below goes through that path
         "serve": {"port": port, "max_upload_mb": 4, "max_pages": 3, "vlm_enabled": True, "paddle_concurrent_batches": 2,
+                  "paddle_batch_size": 4,
                   "vlm": {"target_ongoing_requests": 8}, "paddle": {"target_ongoing_requests": 4}},
     })
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -187,6 +189,9 @@ def test_32_concurrent_requests_each_answered_once(server, inputs):
         assert body["doc_id"] == hashlib.sha256(path.read_bytes()).hexdigest()[:32]
         assert len(body["pages"]) == 1 and body["pages"][0]["error"] is None, body
     assert len({b["doc_id"] for _, _, b in answers}) == 32  # 32 distinct answers, none lost or doubled
+    # pages that waited while both of the replica's calls ran were read together, never more than 4 at once
+    shared = [b["pages"][0]["batch_pages"] for _, _, b in answers]
+    assert max(shared) > 1 and max(shared) <= 4, shared
 
 
 def test_vlm_route_and_hybrid_escalation_through_the_tiny_model(server, inputs):
@@ -212,8 +217,7 @@ def test_info_health_docs_and_browse(server, batch, inputs, ray_local):
     info = requests.get(server + "/v1/info", timeout=30).json()
     assert info["modes"] == ["paddle", "vlm", "hybrid"] and info["limits"]["max_pages"] == 3
     assert "PP-OCRv5" in info["engines"]["paddleocr"]["model"]
-    # on a CPU a replica reads a page per call, as the batch job's actors: a multi-page upload streams page by page
-    assert info["engines"]["paddleocr"]["pages_per_call"] == 1
+    assert info["engines"]["paddleocr"]["pages_per_call"] == 4 and info["engines"]["paddleocr"]["queued_pages"] == 0
     assert info["engines"]["paddleocr"]["concurrent_batches"] == 2
     # on a CPU a replica reads with every CPU of its node, as Ray counts them where it runs
     assert info["engines"]["paddleocr"]["threads"] == int(ray_local.cluster_resources()["CPU"])
@@ -239,7 +243,8 @@ def test_a_deadline_gives_504_and_the_counts_reach_prometheus(server, inputs):
     # the Ingress's counters, as Ray's metrics agent exports them for Prometheus on this node
     port = ray._private.worker.global_worker.node.metrics_export_port
     wanted = ("hybridocr_pages_served", "hybridocr_request_seconds_bucket", "hybridocr_pages_in_flight",
-              "hybridocr_paddle_call_pages_bucket")  # the last from the PaddleOCR replica: pages per call
+              # the last two from the PaddleOCR replica: pages per call, pages waiting for one
+              "hybridocr_paddle_call_pages_bucket", "hybridocr_paddle_queued_pages")
     deadline, text = time.time() + 90, ""
     while time.time() < deadline and not all(w in text for w in wanted):
         time.sleep(3)

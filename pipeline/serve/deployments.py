@@ -1,7 +1,7 @@
 """The engines as Ray Serve deployments: the batch job's own classes, no second code path.
 
 `PaddleReader` holds a `PaddleOcrPredictor` (actors/paddle_ocr.py) and reads pages gathered across
-requests with `@serve.batch`; `VlmReader` holds a `VlmPredictor` (actors/vlm_predictor.py) whose
+requests (pipeline/serve/batching.py); `VlmReader` holds a `VlmPredictor` (actors/vlm_predictor.py) whose
 `VlmEngine` keeps many requests in vLLM at once. Both take and return the batch job's page rows
 (`prepare_page` output), so a page served equals the batch job's row for that page.
 """
@@ -18,6 +18,7 @@ from actors.paddle_ocr import PaddleOcrPredictor, resolve_device
 from actors.vlm import gpu_bundle, max_in_flight
 from pipeline.config import RunConfig
 from pipeline.plan import inference_threads
+from pipeline.serve.batching import PageBatcher
 
 
 def _rows(frame: pd.DataFrame) -> list[dict]:
@@ -38,15 +39,16 @@ class PaddleReader:
         self.predictor = PaddleOcrPredictor(config, cpu_threads=self.threads)
         self.pages_per_call = serve_batch_size(self.cfg, self.predictor.device)
         self.concurrent_batches = self.cfg.serve.paddle_concurrent_batches
-        # this replica's batch queue (Serve's setters cover size and wait, not concurrency)
-        self.read_batch = serve.batch(self._read_pages, max_batch_size=self.pages_per_call,
-                                      batch_wait_timeout_s=self.cfg.serve.batch_wait_timeout_s,
-                                      max_concurrent_batches=self.concurrent_batches)
         from ray.serve import metrics
 
         # Serve's batching for Prometheus: small calls cost GPU time a page (README "Serve", H100 runs)
         self.call_pages = metrics.Histogram("hybridocr_paddle_call_pages", "Pages per PaddleOCR call in a replica",
                                             boundaries=[1, 2, 3, 4, 6, 8, 12, 16, 32])
+        self.queued_pages = metrics.Gauge("hybridocr_paddle_queued_pages", "Pages waiting in a replica for a PaddleOCR call")
+        # the batch is formed when a call is free to read it, from every page that waited meanwhile
+        # (pipeline/serve/batching.py says why not `@serve.batch`)
+        self.read_batch = PageBatcher(self._read_pages, self.pages_per_call, self.cfg.serve.batch_wait_timeout_s,
+                                      readers=self.concurrent_batches, on_queue=self.queued_pages.set)
 
     async def _read_pages(self, rows: list[dict]) -> list[dict]:
         # inference off the replica's event loop, so requests keep arriving while it runs
@@ -63,6 +65,7 @@ class PaddleReader:
         counts = getattr(self.predictor.read, "counts", {})
         return {"model": self.predictor.model, "device": self.predictor.device, "pages_per_call": self.pages_per_call,
                 "concurrent_batches": self.concurrent_batches, "threads": self.threads,
+                "queued_pages": self.read_batch.queued(),
                 # runs repeated after a capped ONNX Runtime arena gave back its free regions, and batches read in
                 # halves because they did not fit its cap even then (actors/arena.py)
                 **{k: counts.get(k, 0) for k in ("arena_releases", "arena_splits")}}
@@ -138,7 +141,7 @@ def paddle_options(cfg: RunConfig) -> dict:
     return {
         "autoscaling_config": {"min_replicas": a.min_replicas, "max_replicas": a.max_replicas,
                                "target_ongoing_requests": a.target_ongoing_requests},
-        # four times what the batches in flight hold (serve.paddle_concurrent_batches of them)
+        # four times what the calls in flight hold (serve.paddle_concurrent_batches of them)
         "max_ongoing_requests": 4 * serve_batch_size(cfg, "gpu" if gpu else "cpu") * cfg.serve.paddle_concurrent_batches,
         "ray_actor_options": {"num_cpus": 1, "num_gpus": cfg.paddle.num_gpus if gpu else 0,
                               **({"accelerator_type": cfg.paddle.accelerator_type} if gpu and cfg.paddle.accelerator_type else {}),
