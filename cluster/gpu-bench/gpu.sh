@@ -109,6 +109,9 @@ bench() {
   ls -d /tmp/hybridocr-bench-* 2>/dev/null > "$st/before.txt"
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 1000 > "$st/smi.csv" 2>&1 &
   local smi=$!
+  # each process's CPU every 3 s (those above 5%), to see where a step's CPU time goes: top.txt in the tarball
+  (top -b -c -d 3 -w 300 | awk '/^top -/ {print; next} $9 + 0 > 5 {print}') > "$st/top.txt" 2>&1 &
+  local top=$!
   local cmd=(python3 -m pipeline.cli bench /root/pages "$@" --json "/root/out/$name.json")
   echo "cd .gpu-snap && ${cmd[*]}" > "$st/command.txt"
   say "BENCH $name (limit $limit s): ${cmd[*]}"
@@ -117,6 +120,7 @@ bench() {
   local rc=$?
   local wall=$(( $(date +%s) - t0 ))
   kill $smi 2>/dev/null
+  pkill -P $top 2>/dev/null; kill $top 2>/dev/null
   echo "rc=$rc wall_s=$wall" >> "$st/command.txt"
   say "END $name rc=$rc wall=${wall}s"
   if [ $rc -ne 0 ]; then (cd "$SNAP" && timeout 30 python3 -m ray.scripts.scripts stop --force) > "$st/ray-stop.txt" 2>&1; fi

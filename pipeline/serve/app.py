@@ -56,8 +56,10 @@ def answer_rows(rows: list[dict], image: bool = False) -> list[dict]:
         json_ready(row)
         if src.get("paddle_text") is not None:
             row["paddle_text"] = src["paddle_text"]  # hybrid escalation: PaddleOCR's reading beside the VLM's
-        if src.get("batch_pages"):
-            row["batch_pages"] = src["batch_pages"]  # pages read in the same PaddleOCR call (Serve's batching)
+        if src.get("batch_pages"):  # pages read in the same PaddleOCR call (Serve's batching), the page's share
+            # of that call's seconds by step, and how long it waited in its replica for the call
+            for k in ("batch_pages", "ocr_steps", "queued_seconds"):
+                row[k] = src.get(k)
         if image and src.get("preview"):
             row["image"] = src["preview"]
         out.append(row)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pandas as pd
 from ray import serve
@@ -19,6 +20,10 @@ from actors.vlm import gpu_bundle, max_in_flight
 from pipeline.config import RunConfig
 from pipeline.plan import inference_threads
 from pipeline.serve.batching import PageBatcher
+
+
+# the batched reader's steps (actors/paddle_batched.py) that a Serve answer reports, each page's share of its call
+STEPS = ("det", "det_infer", "crop", "rec", "rec_infer")
 
 
 def _rows(frame: pd.DataFrame) -> list[dict]:
@@ -50,16 +55,26 @@ class PaddleReader:
         self.read_batch = PageBatcher(self._read_pages, self.pages_per_call, self.cfg.serve.batch_wait_timeout_s,
                                       readers=self.concurrent_batches, on_queue=self.queued_pages.set)
 
-    async def _read_pages(self, rows: list[dict]) -> list[dict]:
+    async def _read_pages(self, queued: list[tuple[float, dict]]) -> list[dict]:
+        rows = [row for _, row in queued]
+        steps = getattr(self.predictor.read, "timings", None)  # the batched reader's seconds per step, added up
+        before = dict(steps) if steps is not None else {}
+        start = time.perf_counter()
         # inference off the replica's event loop, so requests keep arriving while it runs
         read = _rows(await asyncio.to_thread(self.predictor, pd.DataFrame(rows)))
-        self.call_pages.observe(len(rows))
-        for row in read:  # how many pages shared this inference call (its seconds_ocr is a share of the call)
-            row["batch_pages"] = len(rows)
+        n = len(rows)
+        self.call_pages.observe(n)
+        # each page's share of the call, by step (with two calls at once the steps of both mix)
+        shares = {k: round((v - before.get(k, 0.0)) / n, 4) for k, v in (steps or {}).items() if k in STEPS}
+        shares["call"] = round((time.perf_counter() - start) / n, 4)
+        for row, (arrived, _) in zip(read, queued):
+            row["batch_pages"] = n  # how many pages shared this inference call (its seconds_ocr is a share of the call)
+            row["ocr_steps"] = shares
+            row["queued_seconds"] = round(start - arrived, 4)  # waiting in this replica for a call
         return read
 
     async def read(self, row: dict) -> dict:
-        return await self.read_batch(row)
+        return await self.read_batch((time.perf_counter(), row))
 
     def info(self) -> dict:
         counts = getattr(self.predictor.read, "counts", {})

@@ -35,8 +35,8 @@ def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600
         latency = time.perf_counter() - start
         answered = r.json().get("pages", []) if r.status_code == 200 else []
         errors = [p["error"] for p in answered if p.get("error")]
-        calls = [(p["batch_pages"], p.get("seconds_ocr") or 0.0) for p in answered if p.get("batch_pages") and not p.get("error")]
-        return latency, r.status_code, len(answered) - len(errors), errors, latency - page_work(answered), calls
+        read = [p for p in answered if p.get("batch_pages") and not p.get("error")]  # pages PaddleOCR read
+        return latency, r.status_code, len(answered) - len(errors), errors, latency - page_work(answered), read
 
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -45,7 +45,7 @@ def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600
     latencies = sorted(d[0] for d in done)
     pages = sum(d[2] for d in done)  # pages read: an error row is answered, not read, and counts apart
     errors = [e for d in done for e in d[3]]
-    calls = [c for d in done for c in d[5]]  # (pages in its PaddleOCR call, its share of the call's seconds) per page
+    read = [p for d in done for p in d[5]]  # each page PaddleOCR read: its call's size, its share of it, its wait
 
     def pct(q: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 3)
@@ -55,9 +55,25 @@ def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600
             "p50_seconds": round(statistics.median(latencies), 3), "p95_seconds": pct(0.95),
             "p50_outside_page_seconds": round(statistics.median(d[4] for d in done), 3),
             "pages_per_min": round(60 * pages / wall, 2), "seconds": round(wall, 2),
-            # Serve's batching as the pages saw it: pages per PaddleOCR call, and OCR seconds per page in those calls
-            "pages_per_call": round(statistics.mean(n for n, _ in calls), 2) if calls else None,
-            "ocr_seconds_per_page": round(statistics.mean(t for _, t in calls), 3) if calls else None}
+            **batching(read)}
+
+
+def batching(read: list[dict]) -> dict:
+    """Serve's batching as the pages PaddleOCR read saw it: pages per call, OCR seconds per page in those calls,
+    each step's seconds per page (`ocr_steps`: the batched reader's det, crop, rec and their inference; `call`:
+    the whole predictor call, with page structure), and the p50 of the wait in a replica for a call."""
+    if not read:
+        return {"pages_per_call": None, "ocr_seconds_per_page": None, "ocr_steps_per_page": None, "p50_queued_seconds": None}
+    keys = sorted({k for p in read for k in (p.get("ocr_steps") or {})})
+    return {"pages_per_call": round(statistics.mean(p["batch_pages"] for p in read), 2),
+            "ocr_seconds_per_page": round(statistics.mean(p.get("seconds_ocr") or 0.0 for p in read), 3),
+            "ocr_steps_per_page": {k: round(statistics.mean((p.get("ocr_steps") or {}).get(k, 0.0) for p in read), 4)
+                                   for k in keys},
+            "p50_queued_seconds": round(statistics.median(p.get("queued_seconds") or 0.0 for p in read), 3)}
+
+
+def steps_text(steps: dict | None) -> str:
+    return " ".join(f"{k} {v:.3f}" for k, v in (steps or {}).items())
 
 
 def page_work(pages: list[dict]) -> float:
@@ -83,10 +99,12 @@ def parse_levels(text: str) -> list[tuple[int, int | None]]:
     return levels or [(1, None), (8, None), (32, None)]
 
 
-def bare_page_seconds(files: list[str], config, n: int = 8) -> float | None:
-    """The median time of a page read alone without Serve: the upload's discovery, `prepare_page`
-    (render, classify) and the batch job's PaddleOCR predictor on that one page, in this process,
-    over the first page of up to `n` files after one warm-up page (None in vlm mode)."""
+def bare_page(files: list[str], config, n: int = 8) -> dict | None:
+    """A page read alone without Serve: the median time of the upload's discovery, `prepare_page` (render,
+    classify) and the batch job's PaddleOCR predictor on that one page, in this process, over the first
+    page of up to `n` files after one warm-up page; then the same pages in one predictor call, as the
+    batch job's actors read them. Each with the batched reader's seconds per step and page (None in vlm
+    mode)."""
     if config.mode == "vlm" or not files:
         return None
     import gc
@@ -95,11 +113,19 @@ def bare_page_seconds(files: list[str], config, n: int = 8) -> float | None:
 
     from actors.paddle_ocr import PaddleOcrPredictor
     from pipeline.prepare import prepare_page
-    from pipeline.serve.deployments import paddle_threads
+    from pipeline.serve.deployments import STEPS, paddle_threads
     from pipeline.serve.uploads import Upload, page_rows
 
     predictor = PaddleOcrPredictor(config.model_dump(), cpu_threads=paddle_threads(config))  # as a replica has
-    times = []
+    steps = getattr(predictor.read, "timings", {})
+
+    def read(pages: list[dict]) -> tuple[float, dict]:
+        before, start = dict(steps), time.perf_counter()
+        predictor(pd.DataFrame(pages))
+        took = time.perf_counter() - start
+        return took, {**{k: (v - before.get(k, 0.0)) for k, v in steps.items() if k in STEPS}, "call": took}
+
+    times, alone, pages = [], [], []
     for i, path in enumerate(files[: n + 1]):
         data = Path(path).read_bytes()
         start = time.perf_counter()
@@ -107,12 +133,22 @@ def bare_page_seconds(files: list[str], config, n: int = 8) -> float | None:
             _, rows = page_rows(upload, config, "1")
             page = prepare_page(rows[0], config)
             if page["error"] is None and page["engine"] == "":
-                predictor(pd.DataFrame([page]))
+                pages.append(dict(page))
+                _, took = read([page])
+                if i or len(files) == 1:
+                    alone.append(took)
         if i or len(files) == 1:
             times.append(time.perf_counter() - start)
+    together = {}
+    if len(pages) > 1:
+        size = min(len(pages), config.paddle.pages_per_call(predictor.device))
+        together = {k: v / size for k, v in read(pages[:size])[1].items()}
+        together["pages"] = size
     del predictor
     gc.collect()  # its GPU arena goes before the app's replicas start
-    return statistics.median(times)
+    mean = {k: round(statistics.mean(a.get(k, 0.0) for a in alone), 4) for k in (alone[0] if alone else {})}
+    return {"seconds": statistics.median(times), "steps_alone": mean,
+            "steps_together": {k: round(v, 4) for k, v in together.items()}}
 
 
 def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8, None), (32, None)), *,
@@ -127,13 +163,18 @@ def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8
     # rate), not one page alone: no bare page time in vlm mode (its single-page latency is the c=1 p50)
     share = 0.0 if config.mode == "vlm" else sum(
         v for v in (stages.get("seconds_render"), stages.get("seconds_classify"), stages.get("seconds_ocr")) if v)
-    bare = bare_page_seconds(files, config) or 0.0
+    profile = bare_page(files, config) or {}
+    bare = profile.get("seconds") or 0.0
     print(f"batch job: {batch['pages_per_min']} pages/min end to end, pool {batch['pool_pages_per_min']}; "
           f"seconds per page in the job (render + classify + OCR, batch-amortised) {f'{share:.3f}' if share else 'n/a'}; "
           f"a page alone without Serve {f'{bare:.3f} s' if bare else 'n/a (vlm: the c=1 p50 is its single-page latency)'}"
           + (f"; the pool's PaddleOCR calls read {config.paddle.pages_per_call(batch['device'])} page(s) each, "
              f"{stages['seconds_ocr']:.3f} s a page" if config.mode != "vlm" and stages.get("seconds_ocr") else ""),
           flush=True)
+    if profile.get("steps_alone"):
+        together = dict(profile["steps_together"])
+        print(f"a page alone, seconds by step: {steps_text(profile['steps_alone'])}; "
+              f"{together.pop('pages', 0)} pages in one call, seconds a page by step: {steps_text(together)}", flush=True)
     started_here = url is None
     if started_here:
         port = _free_port()
@@ -152,7 +193,8 @@ def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8
             print(f"serve at concurrency {c}: {r['pages_per_min']} pages/min ({r['vs_batch_pool']} x the batch pool), "
                   f"p50 {r['p50_seconds']} s ({r['p50_vs_bare']} x the bare page; {r['p50_outside_page_seconds']} s outside "
                   f"the page's own work), p95 {r['p95_seconds']} s, "
-                  + (f"PaddleOCR calls of {r['pages_per_call']} page(s) on average, {r['ocr_seconds_per_page']} s a page, "
+                  + (f"PaddleOCR calls of {r['pages_per_call']} page(s) on average, {r['ocr_seconds_per_page']} s a page "
+                     f"({steps_text(r['ocr_steps_per_page'])}; p50 wait for a call {r['p50_queued_seconds']} s), "
                      if r["pages_per_call"] else "") +
                   f"{r['failed']} failed, {r['page_errors']} pages answered with an error"
                   + (f" (first: {r['first_page_error']})" if r["page_errors"] else ""), flush=True)
@@ -160,4 +202,5 @@ def bench_serve(files: list[str], config, url: str | None, levels=((1, None), (8
         if started_here:
             serve.shutdown()
     return {"batch": batch, "job_seconds_per_page": round(share, 3) if share else None,
-            "bare_seconds_per_page": round(bare, 3) if bare else None, "url": url, "levels": results}
+            "bare_seconds_per_page": round(bare, 3) if bare else None, "bare_profile": profile or None, "url": url,
+            "levels": results}
