@@ -107,8 +107,9 @@ class BatchedReader:
     """
 
     def __init__(self, ocr, rec_batch_size: int, det_pad: int = 128, score_thresh: float = 0.0,
-                 engine_config: dict | None = None, det_batch_size: int = 4):
+                 engine_config: dict | None = None, det_batch_size: int = 4, pad_rows: str = "pow2"):
         self.inner, self.det, self.rec = pipeline_parts(ocr)
+        self.pad_rows = pad_rows  # a short recognition batch's rows: "limit" (its width's) or "pow2" (`paddle.rec_pad_rows`)
         self.rec_batch_size, self.det_pad, self.score_thresh = rec_batch_size, det_pad, score_thresh
         self.det_batch_size = det_batch_size
         self.timings: dict = defaultdict(float)
@@ -229,8 +230,10 @@ class BatchedReader:
         device), one padded (batch, bucket) shape, its CTC decoding.
 
         `rows`: the most lines a batch this wide holds. A fuller batch is padded to that; a short one (the last
-        of a call, or a call of one or two pages, as Serve's often are) to the next power of two, at least 4:
-        a few shapes still, and no recognising of empty rows by the dozen (a page's last 3 lines were 23 rows)."""
+        of a call, or a call of one or two pages, as Serve's often are) too with `pad_rows` "limit" (one shape per
+        width: the GPU's choice, where each new shape costs set-up), or with "pow2" to the next power of two, at
+        least 4: a few shapes more, and no recognising of empty rows by the dozen (a page's last 3 lines were 23
+        rows; the CPU's choice)."""
         norm = self.rec.pre_tfs["ReisizeNorm"]
         _, height, min_width = norm.rec_image_shape
         sized = []
@@ -240,7 +243,9 @@ class BatchedReader:
             resized = norm.max_imgW if width > norm.max_imgW else min(width, math.ceil(height * ratio))
             sized.append((cv2.resize(image, (resized, height)), min(width, norm.max_imgW)))
         width = width_bucket(max(w for _, w in sized), self.max_width)
-        rows = max(len(sized), min(rows, max(4, 1 << (len(sized) - 1).bit_length())))
+        if self.pad_rows == "pow2":
+            rows = min(rows, max(4, 1 << (len(sized) - 1).bit_length()))
+        rows = max(len(sized), rows)
         x = np.zeros((rows, height, width, 3), dtype=np.uint8)
         valid = np.zeros((rows, 1, 1, width), dtype=np.uint8)
         for j, (image, _) in enumerate(sized):

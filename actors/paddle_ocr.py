@@ -157,13 +157,19 @@ def _lines(result) -> list[OcrLine]:
     ]
 
 
+def pad_rows(cfg: PaddleConfig, device: str) -> str:
+    """`paddle.rec_pad_rows` for the batched reader on `device`: auto is one shape per width on a GPU."""
+    return cfg.rec_pad_rows if cfg.rec_pad_rows != "auto" else ("limit" if device == "gpu" else "pow2")
+
+
 def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None):
     """BGR pages -> lines per page: paddleocr's own `predict`, or the batched reader (GPU default)."""
     if cfg.reader == "batched" or (cfg.reader == "auto" and device == "gpu"):
         from actors.paddle_batched import BatchedReader
 
         engine_config = onnx_engine_config(cfg, device, threads) if cfg.engine == "onnxruntime" else None
-        return BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size)
+        return BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size,
+                             pad_rows(cfg, device))
     return lambda pages: [_lines(r) for r in ocr.predict(pages)]
 
 

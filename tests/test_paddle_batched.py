@@ -13,7 +13,7 @@ from PIL import Image
 from actors.models import bundled_model_dir, ctc_argmax_model
 from actors.paddle_batched import BatchedReader, pad_to_multiple, pipeline_parts, width_bucket
 from actors.page_structure import PageStructure
-from actors.paddle_ocr import load_paddleocr, load_reader, make_reader, onnx_engine_config, structure_providers
+from actors.paddle_ocr import load_paddleocr, load_reader, make_reader, onnx_engine_config, pad_rows, structure_providers
 from pipeline.bench import pool_rate
 from pipeline.config import LayoutConfig, PaddleConfig, RunConfig
 from pipeline.job import run_job
@@ -157,6 +157,17 @@ def test_a_short_recognition_batch_is_padded_to_a_power_of_two_not_to_its_limit(
     assert sorted(shape[0] for shape in batched.rec_shapes) == [4, 8, 16]
     assert three == five[:3] == full[:3] and five == full[:5]  # the empty rows never changed a line's result
     assert all(t for t, _ in full)
+    # on a GPU each shape costs set-up once per process: there a short batch keeps its width's one shape
+    cfg = RunConfig().paddle
+    assert (pad_rows(cfg, "gpu"), pad_rows(cfg, "cpu")) == ("limit", "pow2")
+    assert pad_rows(cfg.model_copy(update={"rec_pad_rows": "pow2"}), "gpu") == "pow2"
+    batched.rec_shapes.clear()
+    batched.pad_rows = "limit"
+    try:
+        assert [batched._run_session(crops[:n], 16) for n in (3, 5)] == [three, five]
+        assert {shape[0] for shape in batched.rec_shapes} == {16}
+    finally:
+        batched.pad_rows = "pow2"
 
 
 def test_both_readers_read_alike_from_two_threads_at_once(readers, eval_dir):
