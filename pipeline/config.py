@@ -295,13 +295,13 @@ class ServeConfig(_Strict):
     max_pages: int = Field(50, ge=1, description="Pages one request may ask for; more get 413 (ask for a pages= range).")
     request_timeout_s: float = Field(300, gt=0, description="A request still unanswered after this gets 504.")
     paddle_batch_size: Optional[int] = Field(
-        None, ge=1, description="Pages PaddleOCR reads per call, gathered across requests (@serve.batch); None: as the batch "
+        None, ge=1, description="Pages PaddleOCR reads per call, gathered across requests (pipeline/serve/batching.py); None: as the batch "
         "job's actors (paddle.batch_size, or 1 on a CPU, where a multi-page upload then streams page by page, 8 on a GPU).",
     )
-    batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a PaddleOCR batch waits to fill up.")
+    batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a free PaddleOCR call waits for more pages when fewer than a batch are waiting.")
     paddle_concurrent_batches: int = Field(
-        1, ge=1, le=8, description="Batches one PaddleOCR replica reads at once (@serve.batch's max_concurrent_batches): with 2, "
-        "requests that arrive while a batch is being read start the next one instead of waiting for it. Each batch in "
+        1, ge=1, le=8, description="Calls one PaddleOCR replica makes at once, each with the pages waiting when it starts: with 2, "
+        "pages that arrive while a call runs start the next one instead of waiting for it. Each batch in "
         "flight holds its own working memory in the replica's capped ONNX Runtime sessions: on a GPU, where ten replicas "
         "share a card, 2 made most pages fail on an H100 before arena release (README Serve); measure before raising it.",
     )
