@@ -221,9 +221,39 @@ class BatchedReader:
     def batch_for(self, crop: np.ndarray) -> int:
         """Lines per recognition batch for lines as wide as this crop: the recogniser's attention
         grows with the square of the width, so batches of wide lines shrink (memory stays bounded)."""
-        width = width_bucket(max(int(np.ceil(48 * crop.shape[1] / max(crop.shape[0], 1))), 320), self.max_width)
+        return self.rows_for(width_bucket(max(int(np.ceil(48 * crop.shape[1] / max(crop.shape[0], 1))), 320), self.max_width))
+
+    def rows_for(self, width: int) -> int:
         rows = max(min(4, self.rec_batch_size), min(self.rec_batch_size, int(self.rec_batch_size * (1536 / width) ** 2)))
         return rows if self.rec_cells is None else max(1, min(rows, self.rec_cells // width))
+
+    def rec_shape_plan(self) -> list[tuple[int, int]]:
+        """(rows, width) of the recognition runs this reader makes: each width bucket at its limit, and with
+        `pad_rows` "pow2" the powers of two from 4 below it."""
+        plan = []
+        for width in sorted({width_bucket(w, self.max_width) for w in range(320, self.max_width + 1, 32)}):
+            limit = self.rows_for(width)
+            below = [1 << k for k in range(2, limit.bit_length()) if 1 << k < limit] if self.pad_rows == "pow2" else []
+            plan += [(rows, width) for rows in below + [limit]]
+        return plan
+
+    def warm_up(self) -> list[tuple[int, int]]:
+        """One recognition run of each shape of `rec_shape_plan` on blank lines (`paddle.warm_up`), so that the
+        set-up a new input shape costs in a process (on a GPU: cuDNN's choices, the arena's regions) is paid
+        before the first page. The shapes run; a run split to fit the arena's cap lowers the rows after it."""
+        if self.session is None:
+            return []
+        height = self.rec.pre_tfs["ReisizeNorm"].rec_image_shape[1]
+        done = []
+        for rows, width in self.rec_shape_plan():
+            rows = min(rows, self.rows_for(width))  # smaller once a run had to be split
+            feeds = {"image": np.zeros((rows, height, width, 3), np.uint8), "valid": np.zeros((rows, 1, 1, width), np.uint8)}
+            splits = self.counts.get("arena_splits", 0)
+            run_within_cap(self.session, feeds, self.counts)
+            if self.counts.get("arena_splits", 0) > splits:
+                self.rec_cells = min(self.rec_cells or rows * width, rows // 2 * width)
+            done.append((rows, width))
+        return done
 
     def _run_session(self, batch: list[np.ndarray], rows: int) -> list[tuple[str, float]]:
         """paddlex's reading and resizing (its `OCRReisizeNormImg`, kept in uint8: the scaling runs on the

@@ -168,8 +168,13 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None)
         from actors.paddle_batched import BatchedReader
 
         engine_config = onnx_engine_config(cfg, device, threads) if cfg.engine == "onnxruntime" else None
-        return BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size,
-                             pad_rows(cfg, device))
+        reader = BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size,
+                               pad_rows(cfg, device))
+        if cfg.warm_up:
+            start = time.perf_counter()
+            shapes = reader.warm_up()
+            log.info("warmed %d recognition shapes in %.1f s", len(shapes), time.perf_counter() - start)
+        return reader
     return lambda pages: [_lines(r) for r in ocr.predict(pages)]
 
 

@@ -130,6 +130,12 @@ class PaddleConfig(_Strict):
     )
     det_pad: int = Field(128, ge=32, multiple_of=32, description="batched reader: pages are padded to a multiple of this many pixels.")
     det_batch_size: int = Field(4, ge=1, description="batched reader: pages per detection call (activations of one 185 DPI A4 page: ~1 GB).")
+    warm_up: bool = Field(
+        False,
+        description="batched reader: at start, one recognition run of every input shape it can use, on blank lines, "
+        "so that no page pays a new shape's set-up. Meant for GPUs, where a page's recognition ran ~0.95 s on an H100 "
+        "with the GPU ~6% busy; not measured yet (README 'Serve').",
+    )
     rec_pad_rows: Literal["auto", "limit", "pow2"] = Field(
         "auto",
         description="batched reader: the rows a short recognition batch (a call's last of its width) is padded to. "

@@ -170,6 +170,29 @@ def test_a_short_recognition_batch_is_padded_to_a_power_of_two_not_to_its_limit(
         batched.pad_rows = "pow2"
 
 
+def test_warm_up_runs_every_recognition_shape_once_and_reads_alike_after(readers, eval_dir):
+    """`paddle.warm_up`: each width bucket at its row limit (and the powers of two below it with pow2) run on
+    blank lines before the first page; a page reads the same afterwards."""
+    batched, _ = readers
+    pow2 = batched.rec_shape_plan()
+    batched.pad_rows = "limit"
+    try:
+        limit = batched.rec_shape_plan()
+        widths = [w for _, w in limit]
+        assert widths == sorted(set(widths)) and widths[0] == 320 and widths[-1] == batched.max_width
+        rows = {w: r for r, w in limit}
+        assert rows[320] == 16 and rows[batched.max_width] == 4  # wide lines: fewer rows
+        assert set(limit) < set(pow2) and (8, 320) in pow2 and (4, 320) in pow2
+        s, f, _, _ = SAMPLE[0]
+        page = np.ascontiguousarray(np.asarray(Image.open(eval_dir / s / f).convert("RGB"))[:, :, ::-1])
+        before = batched([page])
+        assert batched.warm_up() == limit
+        after = batched([page])
+        assert [(l.text, l.box) for l in after[0]] == [(l.text, l.box) for l in before[0]] and after[0]
+    finally:
+        batched.pad_rows = "pow2"
+
+
 def test_both_readers_read_alike_from_two_threads_at_once(readers, eval_dir):
     """A Serve replica with `serve.paddle_concurrent_batches: 2` calls its reader from two threads at
     once: each thread's pages get the lines that a call alone gives them."""
