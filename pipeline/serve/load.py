@@ -119,11 +119,11 @@ def bare_page(files: list[str], config, n: int = 8) -> dict | None:
     predictor = PaddleOcrPredictor(config.model_dump(), cpu_threads=paddle_threads(config))  # as a replica has
     steps = getattr(predictor.read, "timings", {})
 
-    def read(pages: list[dict]) -> tuple[float, dict]:
+    def read(pages: list[dict]) -> dict:
+        """One predictor call: its seconds by step and in all (`call`)."""
         before, start = dict(steps), time.perf_counter()
         predictor(pd.DataFrame(pages))
-        took = time.perf_counter() - start
-        return took, {**{k: (v - before.get(k, 0.0)) for k, v in steps.items() if k in STEPS}, "call": took}
+        return {**{k: (v - before.get(k, 0.0)) for k, v in steps.items() if k in STEPS}, "call": time.perf_counter() - start}
 
     times, alone, pages = [], [], []
     for i, path in enumerate(files[: n + 1]):
@@ -134,7 +134,7 @@ def bare_page(files: list[str], config, n: int = 8) -> dict | None:
             page = prepare_page(rows[0], config)
             if page["error"] is None and page["engine"] == "":
                 pages.append(dict(page))
-                _, took = read([page])
+                took = read([page])
                 if i or len(files) == 1:
                     alone.append(took)
         if i or len(files) == 1:
@@ -142,7 +142,7 @@ def bare_page(files: list[str], config, n: int = 8) -> dict | None:
     together, again = {}, {}
     if len(pages) > 1:  # twice: the second call has only shapes the first one set up
         size = min(len(pages), config.paddle.pages_per_call(predictor.device))
-        together, again = ({**{k: v / size for k, v in read(pages[:size])[1].items()}, "pages": size} for _ in range(2))
+        together, again = ({**{k: v / size for k, v in read(pages[:size]).items()}, "pages": size} for _ in range(2))
     del predictor
     gc.collect()  # its GPU arena goes before the app's replicas start
     mean = {k: round(statistics.mean(a.get(k, 0.0) for a in alone), 4) for k in (alone[0] if alone else {})}
