@@ -162,6 +162,11 @@ def pad_rows(cfg: PaddleConfig, device: str) -> str:
     return cfg.rec_pad_rows if cfg.rec_pad_rows != "auto" else ("limit" if device == "gpu" else "pow2")
 
 
+def warms_up(cfg: PaddleConfig, device: str) -> bool:
+    """`paddle.warm_up` on `device`: None is on a GPU, where each new input shape costs set-up once per process."""
+    return cfg.warm_up if cfg.warm_up is not None else device == "gpu"
+
+
 def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None):
     """BGR pages -> lines per page: paddleocr's own `predict`, or the batched reader (GPU default)."""
     if cfg.reader == "batched" or (cfg.reader == "auto" and device == "gpu"):
@@ -170,10 +175,15 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None)
         engine_config = onnx_engine_config(cfg, device, threads) if cfg.engine == "onnxruntime" else None
         reader = BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size,
                                pad_rows(cfg, device))
-        if cfg.warm_up:
+        if warms_up(cfg, device):
             start = time.perf_counter()
-            shapes = reader.warm_up()
-            log.info("warmed %d recognition shapes in %.1f s", len(shapes), time.perf_counter() - start)
+            try:
+                shapes = reader.warm_up()
+                # at warning level, as the VLM engine's "ready after": one start-up line per actor, seen in Ray's logs
+                log.warning("warmed %d recognition shapes in %.1f s", len(shapes), time.perf_counter() - start)
+            except Exception as e:  # an optimisation only: the pages set up their shapes as they come
+                log.warning("the recogniser's warm-up failed after %.1f s (%s: %s); pages will set up their shapes "
+                            "as they come", time.perf_counter() - start, type(e).__name__, str(e)[:300])
         return reader
     return lambda pages: [_lines(r) for r in ocr.predict(pages)]
 

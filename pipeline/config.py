@@ -130,11 +130,12 @@ class PaddleConfig(_Strict):
     )
     det_pad: int = Field(128, ge=32, multiple_of=32, description="batched reader: pages are padded to a multiple of this many pixels.")
     det_batch_size: int = Field(4, ge=1, description="batched reader: pages per detection call (activations of one 185 DPI A4 page: ~1 GB).")
-    warm_up: bool = Field(
-        False,
-        description="batched reader: at start, one recognition run of every input shape it can use, on blank lines, "
-        "so that no page pays a new shape's set-up. Meant for GPUs, where a page's recognition ran ~0.95 s on an H100 "
-        "with the GPU ~6% busy; not measured yet (README 'Serve').",
+    warm_up: Optional[bool] = Field(
+        None,
+        description="batched reader: at start, one recognition run of every input shape it can use (15 with "
+        "rec_pad_rows limit), on blank lines, so that no page pays a new shape's set-up: on an H100 ~0.84 s per new "
+        "recognition shape with HEURISTIC (../shared/device/README.md), ~0.95 s of a page's 1.1 s in Serve. None: "
+        "on a GPU, off on the CPU. A warm-up that fails is logged and the pages set up their shapes as they come.",
     )
     rec_pad_rows: Literal["auto", "limit", "pow2"] = Field(
         "auto",

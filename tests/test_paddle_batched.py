@@ -13,7 +13,7 @@ from PIL import Image
 from actors.models import bundled_model_dir, ctc_argmax_model
 from actors.paddle_batched import BatchedReader, pad_to_multiple, pipeline_parts, width_bucket
 from actors.page_structure import PageStructure
-from actors.paddle_ocr import load_paddleocr, load_reader, make_reader, onnx_engine_config, pad_rows, structure_providers
+from actors.paddle_ocr import load_paddleocr, load_reader, make_reader, onnx_engine_config, pad_rows, warms_up, structure_providers
 from pipeline.bench import pool_rate
 from pipeline.config import LayoutConfig, PaddleConfig, RunConfig
 from pipeline.job import run_job
@@ -171,9 +171,12 @@ def test_a_short_recognition_batch_is_padded_to_a_power_of_two_not_to_its_limit(
 
 
 def test_warm_up_runs_every_recognition_shape_once_and_reads_alike_after(readers, eval_dir):
-    """`paddle.warm_up`: each width bucket at its row limit (and the powers of two below it with pow2) run on
-    blank lines before the first page; a page reads the same afterwards."""
+    """`paddle.warm_up` (on by default on a GPU only): each width bucket at its row limit (and the powers of two
+    below it with pow2) run on blank lines before the first page; a page reads the same afterwards."""
     batched, _ = readers
+    cfg = RunConfig().paddle
+    assert (warms_up(cfg, "gpu"), warms_up(cfg, "cpu")) == (True, False)
+    assert warms_up(cfg.model_copy(update={"warm_up": True}), "cpu") and not warms_up(cfg.model_copy(update={"warm_up": False}), "gpu")
     pow2 = batched.rec_shape_plan()
     batched.pad_rows = "limit"
     try:
