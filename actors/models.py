@@ -13,6 +13,7 @@ When nothing local matches, `None` is returned and paddleocr downloads the model
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -50,14 +51,19 @@ def _onnx_dir(model_name: str) -> Path | None:
     onnx = pkg / file if pkg else None
     if onnx is None or yml is None or not onnx.exists():
         return None
-    target = _cache_dir() / f"{model_name}-onnx-{onnx.stat().st_size}-{_YML_VERSION}"
-    if not (target / "inference.onnx").exists():
+    # one folder per environment: its link points into that environment's package, and a folder whose link
+    # points into a removed one would name a model that is not there
+    where = hashlib.sha1(str(onnx.resolve()).encode()).hexdigest()[:8]
+    target = _cache_dir() / f"{model_name}-onnx-{onnx.stat().st_size}-{_YML_VERSION}-{where}"
+    if not (target / "inference.onnx").exists():  # absent, or left broken (its link's file gone)
         staging = Path(tempfile.mkdtemp(dir=target.parent))
         _write_yml(yml / "inference.yml", staging / "inference.yml", model_name, onnx)
         try:
             os.symlink(onnx, staging / "inference.onnx")
         except OSError:
             shutil.copy(onnx, staging / "inference.onnx")
+        if target.is_dir() and not (target / "inference.onnx").exists():
+            shutil.rmtree(target, ignore_errors=True)
         try:
             os.replace(staging, target)
         except OSError:  # another process won the race

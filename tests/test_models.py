@@ -31,6 +31,21 @@ def test_v6_small_assembles_offline_with_its_own_dictionary():
     assert norm["mean"] == norm["std"] == [0.5, 0.5, 0.5]
 
 
+def test_a_model_folder_whose_link_broke_is_assembled_again(tmp_path, monkeypatch):
+    """The ONNX folder links into the package of the environment that made it: one folder per environment,
+    and a folder whose link's file is gone (an environment removed and made again in its place, a copy cut
+    short) is assembled again, not handed to paddlex, which said "No valid model files were found"."""
+    monkeypatch.setenv("HYBRIDOCR_CACHE", str(tmp_path))
+    first = Path(bundled_model_dir("PP-OCRv5_mobile_rec", "onnxruntime"))
+    assert first.is_relative_to(tmp_path) and (first / "inference.onnx").exists()
+    (first / "inference.onnx").unlink()
+    (first / "inference.onnx").symlink_to(tmp_path / "removed-environment" / "ppocrv5_rec.onnx")
+    assert not (first / "inference.onnx").exists()  # dangling
+    again = Path(bundled_model_dir("PP-OCRv5_mobile_rec", "onnxruntime"))
+    assert again == first and (again / "inference.onnx").exists() and (again / "inference.yml").exists()
+    assert [p.name for p in tmp_path.joinpath("models").iterdir()] == [first.name]  # no staging folder left
+
+
 @pytest.mark.parametrize("det, rec", [("PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"), ("PP-OCRv6_small_det", "PP-OCRv6_small_rec")])
 def test_each_pair_reads_a_page(tmp_path, det, rec):
     (path,) = text_images(tmp_path, 1)
