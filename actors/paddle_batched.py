@@ -247,11 +247,7 @@ class BatchedReader:
         done = []
         for rows, width in self.rec_shape_plan():
             rows = min(rows, self.rows_for(width))  # smaller once a run had to be split
-            feeds = {"image": np.zeros((rows, height, width, 3), np.uint8), "valid": np.zeros((rows, 1, 1, width), np.uint8)}
-            splits = self.counts.get("arena_splits", 0)
-            run_within_cap(self.session, feeds, self.counts)
-            if self.counts.get("arena_splits", 0) > splits:
-                self.rec_cells = min(self.rec_cells or rows * width, rows // 2 * width)
+            self._run_rec(np.zeros((rows, height, width, 3), np.uint8), np.zeros((rows, 1, 1, width), np.uint8))
             done.append((rows, width))
         return done
 
@@ -283,10 +279,17 @@ class BatchedReader:
             valid[j, ..., : image.shape[1]] = 1
         self.rec_shapes.add((rows, 3, height, width))
         start = time.perf_counter()
-        splits = self.counts.get("arena_splits", 0)
-        index, prob = run_within_cap(self.session, {"image": x, "valid": valid}, self.counts)
-        if self.counts.get("arena_splits", 0) > splits:  # later batches as large as the halves, not split again
-            self.rec_cells = min(self.rec_cells or rows * width, rows // 2 * width)
+        index, prob = self._run_rec(x, valid)
         self.timings["rec_infer"] += time.perf_counter() - start
         n = len(sized)
         return [(text, float(score)) for text, score in self.rec.post_op.decode(index[:n], prob[:n], is_remove_duplicate=True)]
+
+    def _run_rec(self, x: np.ndarray, valid: np.ndarray) -> list:
+        """One recognition run within the arena's cap; if it had to be read in halves, later batches are no
+        larger than the halves (`rec_cells`), so they are not split again."""
+        rows, width = x.shape[0], x.shape[2]
+        splits = self.counts.get("arena_splits", 0)
+        out = run_within_cap(self.session, {"image": x, "valid": valid}, self.counts)
+        if self.counts.get("arena_splits", 0) > splits:
+            self.rec_cells = min(self.rec_cells or rows * width, rows // 2 * width)
+        return out

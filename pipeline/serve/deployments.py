@@ -26,6 +26,11 @@ from pipeline.serve.batching import PageBatcher
 STEPS = ("det", "det_infer", "crop", "rec", "rec_infer")
 
 
+def step_seconds(steps: dict | None, before: dict) -> dict:
+    """Seconds by step since `before` (a copy of the reader's `timings`; paddleocr's own reader has none)."""
+    return {k: v - before.get(k, 0.0) for k, v in (steps or {}).items() if k in STEPS}
+
+
 def _rows(frame: pd.DataFrame) -> list[dict]:
     return [{k: (None if v is pd.NA else v) for k, v in row.items()} for row in frame.to_dict("records")]
 
@@ -65,7 +70,7 @@ class PaddleReader:
         n = len(rows)
         self.call_pages.observe(n)
         # each page's share of the call, by step (with two calls at once the steps of both mix)
-        shares = {k: round((v - before.get(k, 0.0)) / n, 4) for k, v in (steps or {}).items() if k in STEPS}
+        shares = {k: round(v / n, 4) for k, v in step_seconds(steps, before).items()}
         shares["call"] = round((time.perf_counter() - start) / n, 4)
         for row, (arrived, _) in zip(read, queued):
             row["batch_pages"] = n  # how many pages shared this inference call (its seconds_ocr is a share of the call)

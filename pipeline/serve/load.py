@@ -28,7 +28,7 @@ def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600
     """Each file once, `concurrency` requests at a time; latency percentiles and pages/min."""
     import requests
 
-    def one(path: str) -> tuple[float, int, int, list[str], float, list[tuple[int, float]]]:
+    def one(path: str) -> tuple[float, int, int, list[str], float, list[dict]]:
         start = time.perf_counter()
         with open(path, "rb") as f:
             r = requests.post(url + "/v1/ocr", files={"file": (Path(path).name, f)}, timeout=timeout)
@@ -113,7 +113,7 @@ def bare_page(files: list[str], config, n: int = 8) -> dict | None:
 
     from actors.paddle_ocr import PaddleOcrPredictor
     from pipeline.prepare import prepare_page
-    from pipeline.serve.deployments import STEPS, paddle_threads
+    from pipeline.serve.deployments import paddle_threads, step_seconds
     from pipeline.serve.uploads import Upload, page_rows
 
     predictor = PaddleOcrPredictor(config.model_dump(), cpu_threads=paddle_threads(config))  # as a replica has
@@ -123,7 +123,7 @@ def bare_page(files: list[str], config, n: int = 8) -> dict | None:
         """One predictor call: its seconds by step and in all (`call`)."""
         before, start = dict(steps), time.perf_counter()
         predictor(pd.DataFrame(pages))
-        return {**{k: (v - before.get(k, 0.0)) for k, v in steps.items() if k in STEPS}, "call": time.perf_counter() - start}
+        return {**step_seconds(steps, before), "call": time.perf_counter() - start}
 
     times, alone, pages = [], [], []
     for i, path in enumerate(files[: n + 1]):
