@@ -63,14 +63,14 @@ def release_arena(session, device: str | None = None) -> None:
     session.run(None, tiny_feeds(session), options)
 
 
-def run_within_cap(session, feeds: dict, counts: dict | None = None):
-    """`session.run(None, feeds)`; if the arena is at its cap, release its free regions and run once more
+def run_within_cap(session, feeds: dict, counts: dict | None = None, options=None):
+    """`session.run(None, feeds, options)`; if the arena is at its cap, release its free regions and run once more
     (`counts["arena_releases"]`); if it is still at its cap, run the two halves of the batch (first axis),
     each the same way, and join their outputs (`counts["arena_splits"]`). Any other error is raised, and the
     arena's own error when a single item does not fit."""
     counts = {} if counts is None else counts
     try:
-        return session.run(None, feeds)
+        return session.run(None, feeds, options)
     except Exception as e:
         if not arena_full(e):
             raise
@@ -84,7 +84,7 @@ def run_within_cap(session, feeds: dict, counts: dict | None = None):
             raise e from None
     counts["arena_releases"] = counts.get("arena_releases", 0) + 1
     try:
-        return session.run(None, feeds)
+        return session.run(None, feeds, options)
     except Exception as e:
         sizes = {len(v) for v in feeds.values()}
         if not arena_full(e) or len(sizes) != 1 or min(sizes) < 2:
@@ -93,6 +93,6 @@ def run_within_cap(session, feeds: dict, counts: dict | None = None):
     log.warning("a batch of %d does not fit the arena's cap even after the release: reading it in halves", rows)
     half = rows // 2
     counts["arena_splits"] = counts.get("arena_splits", 0) + 1
-    parts = [run_within_cap(session, {k: v[:half] for k, v in feeds.items()}, counts),
-             run_within_cap(session, {k: v[half:] for k, v in feeds.items()}, counts)]
+    parts = [run_within_cap(session, {k: v[:half] for k, v in feeds.items()}, counts, options),
+             run_within_cap(session, {k: v[half:] for k, v in feeds.items()}, counts, options)]
     return [np.concatenate(pair, axis=0) for pair in zip(*parts)]

@@ -29,7 +29,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from actors.arena import run_within_cap
 from pipeline.types import OcrLine
 
 
@@ -107,7 +106,8 @@ class BatchedReader:
     """
 
     def __init__(self, ocr, rec_batch_size: int, det_pad: int = 128, score_thresh: float = 0.0,
-                 engine_config: dict | None = None, det_batch_size: int = 4, pad_rows: str = "pow2"):
+                 engine_config: dict | None = None, det_batch_size: int = 4, pad_rows: str = "pow2",
+                 per_shape: bool = False):
         self.inner, self.det, self.rec = pipeline_parts(ocr)
         self.pad_rows = pad_rows  # a short recognition batch's rows: "limit" (its width's) or "pow2" (`paddle.rec_pad_rows`)
         self.rec_batch_size, self.det_pad, self.score_thresh = rec_batch_size, det_pad, score_thresh
@@ -127,12 +127,14 @@ class BatchedReader:
 
         self.det_session = None
         if engine_config is not None and path(det_runner).is_file() and path(self.rec.runner).is_file():
-            from actors.models import ctc_argmax_model, onnx_session, uint8_input_model
+            from actors.models import ctc_argmax_model, uint8_input_model
+            from actors.shape_sessions import ShapeSessions
 
-            norm = self.det.pre_tfs["Normalize"]
-            self.det_session = onnx_session(uint8_input_model(path(det_runner), norm.alpha, norm.beta), engine_config)
+            norm = self.det.pre_tfs["Normalize"]  # per_shape: one session per input shape (actors/shape_sessions.py)
+            det = uint8_input_model(path(det_runner), norm.alpha, norm.beta)
+            self.det_session = ShapeSessions(det, engine_config, per_shape, max_sessions=8)
             rec = uint8_input_model(ctc_argmax_model(path(self.rec.runner)), [2 / 255] * 3, [-1.0] * 3, mask=True)
-            self.session = onnx_session(rec, engine_config)
+            self.session = ShapeSessions(rec, engine_config, per_shape, max_sessions=24)
         else:
             self.rec.runner = TimedRunner(self.rec.runner, self.timings, "rec_infer", True, self.max_width)
         self.det.runner = TimedRunner(det_runner, self.timings, "det_infer")
@@ -151,8 +153,10 @@ class BatchedReader:
             groups[p.shape].append(i)
         polys: list = [[] for _ in pages]
         size = self.det_batch_size
-        for members in (group[b : b + size] for group in groups.values() for b in range(0, len(group), size)):
-            for i, found in zip(members, self._detect([padded[i] for i in members])):
+        runs = [group[b : b + size] for group in groups.values() for b in range(0, len(group), size)]
+        for k, members in enumerate(runs):
+            last = k + 1 == len(runs) or len(runs[k + 1]) != len(members) or padded[runs[k + 1][0]].shape != padded[members[0]].shape
+            for i, found in zip(members, self._detect([padded[i] for i in members], release=last)):
                 if len(found):
                     polys[i] = self.inner._sort_boxes(found)
         t["det"] += time.perf_counter() - start
@@ -178,9 +182,10 @@ class BatchedReader:
         t["pages"] += len(pages)
         return out
 
-    def _detect(self, pages: list[np.ndarray]) -> list:
+    def _detect(self, pages: list[np.ndarray], release: bool = False) -> list:
         """Text boxes per page (pages of one shape): paddlex's resize and DB post-processing; with an
-        ONNX Runtime session the pixels go in as uint8 and are scaled on the device."""
+        ONNX Runtime session the pixels go in as uint8 and are scaled on the device. `release`: no run of this
+        shape follows in this call (a per-shape session gives its arena's free regions back)."""
         det = self.det
         if self.det_session is None or any(p.ndim != 3 or p.shape[2] != 3 for p in pages):
             return [res["dt_polys"] for res in det(pages, batch_size=len(pages))]
@@ -189,7 +194,7 @@ class BatchedReader:
         x = np.stack(images)
         start = time.perf_counter()
         splits = self.counts.get("arena_splits", 0)
-        preds = run_within_cap(self.det_session, {"image": x}, self.counts)
+        preds = self.det_session.read({"image": x}, self.counts, release)
         if self.counts.get("arena_splits", 0) > splits:  # the next detection runs take half as many pages
             self.det_batch_size = max(1, len(pages) // 2)
         self.timings["det_infer"] += time.perf_counter() - start
@@ -208,13 +213,16 @@ class BatchedReader:
                 batch = []
             batch.append(k)
         batches += [batch] if batch else []
-        for members in batches:
-            images = [crops[k] for k in members]
-            if self.session is None:
-                found = [(r["rec_text"], r["rec_score"]) for r in self.rec(images, batch_size=len(images))]
-            else:
-                found = self._run_session(images, self.batch_for(images[-1]))
-            for k, res in zip(members, found):
+        if self.session is None:
+            for members in batches:
+                images = [crops[k] for k in members]
+                for k, r in zip(members, self.rec(images, batch_size=len(images))):
+                    result[k] = (r["rec_text"], r["rec_score"])
+            return result
+        feeds = [self._rec_feed([crops[k] for k in members], self.batch_for(crops[members[-1]])) for members in batches]
+        for j, (members, (x, valid)) in enumerate(zip(batches, feeds)):
+            release = j + 1 == len(feeds) or feeds[j + 1][0].shape != x.shape  # this shape's last run in the call
+            for k, res in zip(members, self._read_feed(x, valid, len(members), release)):
                 result[k] = res
         return result
 
@@ -247,13 +255,18 @@ class BatchedReader:
         done = []
         for rows, width in self.rec_shape_plan():
             rows = min(rows, self.rows_for(width))  # smaller once a run had to be split
-            self._run_rec(np.zeros((rows, height, width, 3), np.uint8), np.zeros((rows, 1, 1, width), np.uint8))
+            self._run_rec(np.zeros((rows, height, width, 3), np.uint8), np.zeros((rows, 1, 1, width), np.uint8), True)
             done.append((rows, width))
         return done
 
     def _run_session(self, batch: list[np.ndarray], rows: int) -> list[tuple[str, float]]:
-        """paddlex's reading and resizing (its `OCRReisizeNormImg`, kept in uint8: the scaling runs on the
-        device), one padded (batch, bucket) shape, its CTC decoding.
+        """(text, score) of each line of one recognition batch: `_rec_feed`, then `_read_feed`."""
+        x, valid = self._rec_feed(batch, rows)
+        return self._read_feed(x, valid, len(batch))
+
+    def _rec_feed(self, batch: list[np.ndarray], rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """The input of one recognition run: paddlex's reading and resizing (its `OCRReisizeNormImg`, kept in
+        uint8: the scaling runs on the device), one padded (batch, bucket) shape; `valid` marks each line's pixels.
 
         `rows`: the most lines a batch this wide holds. A fuller batch is padded to that; a short one (the last
         of a call, or a call of one or two pages, as Serve's often are) too with `pad_rows` "limit" (one shape per
@@ -277,19 +290,23 @@ class BatchedReader:
         for j, (image, _) in enumerate(sized):
             x[j, :, : image.shape[1]] = image.reshape(height, image.shape[1], -1)
             valid[j, ..., : image.shape[1]] = 1
-        self.rec_shapes.add((rows, 3, height, width))
+        return x, valid
+
+    def _read_feed(self, x: np.ndarray, valid: np.ndarray, n: int, release: bool = False) -> list[tuple[str, float]]:
+        """One recognition run and its CTC decoding for the first `n` rows. `release`: no run of this shape follows
+        in this call (a per-shape session gives its arena's free regions back)."""
+        self.rec_shapes.add((x.shape[0], 3, x.shape[1], x.shape[2]))
         start = time.perf_counter()
-        index, prob = self._run_rec(x, valid)
+        index, prob = self._run_rec(x, valid, release)
         self.timings["rec_infer"] += time.perf_counter() - start
-        n = len(sized)
         return [(text, float(score)) for text, score in self.rec.post_op.decode(index[:n], prob[:n], is_remove_duplicate=True)]
 
-    def _run_rec(self, x: np.ndarray, valid: np.ndarray) -> list:
+    def _run_rec(self, x: np.ndarray, valid: np.ndarray, release: bool = False) -> list:
         """One recognition run within the arena's cap; if it had to be read in halves, later batches are no
         larger than the halves (`rec_cells`), so they are not split again."""
         rows, width = x.shape[0], x.shape[2]
         splits = self.counts.get("arena_splits", 0)
-        out = run_within_cap(self.session, {"image": x, "valid": valid}, self.counts)
+        out = self.session.read({"image": x, "valid": valid}, self.counts, release)
         if self.counts.get("arena_splits", 0) > splits:
             self.rec_cells = min(self.rec_cells or rows * width, rows // 2 * width)
         return out

@@ -167,6 +167,11 @@ def warms_up(cfg: PaddleConfig, device: str) -> bool:
     return cfg.warm_up if cfg.warm_up is not None else device == "gpu"
 
 
+def per_shape(cfg: PaddleConfig, device: str) -> bool:
+    """`paddle.session_per_shape` on `device`: None is on a GPU, where a convolution re-plans on every change of shape."""
+    return cfg.session_per_shape if cfg.session_per_shape is not None else device == "gpu"
+
+
 def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None):
     """BGR pages -> lines per page: paddleocr's own `predict`, or the batched reader (GPU default)."""
     if cfg.reader == "batched" or (cfg.reader == "auto" and device == "gpu"):
@@ -174,7 +179,7 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None)
 
         engine_config = onnx_engine_config(cfg, device, threads) if cfg.engine == "onnxruntime" else None
         reader = BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size,
-                               pad_rows(cfg, device))
+                               pad_rows(cfg, device), per_shape(cfg, device))
         if warms_up(cfg, device):
             start = time.perf_counter()
             try:

@@ -145,6 +145,13 @@ class PaddleConfig(_Strict):
         "in each process (an H100 read a page alone in ~1.1 s with pow2 against 0.50 s with limit, 2026-12-06), "
         "pow2 on the CPU (single pages 1.6 x faster).",
     )
+    session_per_shape: Optional[bool] = Field(
+        None,
+        description="batched reader with onnxruntime: one ONNX Runtime session per input shape of each model "
+        "(actors/shape_sessions.py). On a GPU a convolution keeps the cuDNN plan of its last input shape only and "
+        "builds a new one (~0.2-0.8 s for the recogniser) whenever the shape differs from its previous run, as a "
+        "reader's runs do from batch to batch. None: on a GPU, off on the CPU.",
+    )
     gpu_memory_gb: Optional[float] = Field(
         None, gt=0, description="GPU memory cap per actor (ONNX Runtime arenas); None: 0.85 x num_gpus x the card's memory."
     )

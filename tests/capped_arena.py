@@ -23,6 +23,8 @@ def capped_session(path, options: ort.SessionOptions) -> ort.InferenceSession:
 
 def cap_reader(read, mib: int) -> None:
     """The batched reader's two sessions rebuilt in one capped arena of `mib` MiB."""
+    from actors.shape_sessions import ShapeSessions
+
     options = capped_options(mib)
-    read.session = capped_session(read.session._model_path, options)
-    read.det_session = capped_session(read.det_session._model_path, options)
+    read.session = ShapeSessions.wrap(capped_session(read.session._model_path, options))
+    read.det_session = ShapeSessions.wrap(capped_session(read.det_session._model_path, options))

@@ -13,7 +13,8 @@ from PIL import Image
 from actors.models import bundled_model_dir, ctc_argmax_model
 from actors.paddle_batched import BatchedReader, pad_to_multiple, pipeline_parts, width_bucket
 from actors.page_structure import PageStructure
-from actors.paddle_ocr import load_paddleocr, load_reader, make_reader, onnx_engine_config, pad_rows, warms_up, structure_providers
+from actors.paddle_ocr import (load_paddleocr, load_reader, make_reader, onnx_engine_config, pad_rows, per_shape, structure_providers,
+                               warms_up)
 from pipeline.bench import pool_rate
 from pipeline.config import LayoutConfig, PaddleConfig, RunConfig
 from pipeline.job import run_job
@@ -194,6 +195,21 @@ def test_warm_up_runs_every_recognition_shape_once_and_reads_alike_after(readers
         assert [(l.text, l.box) for l in after[0]] == [(l.text, l.box) for l in before[0]] and after[0]
     finally:
         batched.pad_rows = "pow2"
+
+
+def test_a_session_per_input_shape_reads_alike(readers, eval_dir):
+    """`paddle.session_per_shape` (on by default on a GPU only, where a convolution re-plans whenever its input
+    shape changes): each detection and recognition shape runs in its own session; the lines are the same."""
+    batched, _ = readers
+    assert (per_shape(RunConfig().paddle, "gpu"), per_shape(RunConfig().paddle, "cpu")) == (True, False)
+    cfg = RunConfig(paddle={"reader": "batched", "rec_batch_size": 16, "session_per_shape": True}).paddle
+    shaped = make_reader(load_paddleocr(cfg, "cpu", 2), cfg, "cpu", 2)
+    pages = [np.ascontiguousarray(np.asarray(Image.open(eval_dir / s / f).convert("RGB"))[:, :, ::-1]) for s, f, _, _ in SAMPLE]
+    got, expected = shaped(pages), batched(pages)
+    assert [[(l.text, l.box) for l in p] for p in got] == [[(l.text, l.box) for l in p] for p in expected] and got[0]
+    assert len(shaped.session.sessions) == min(24, len(shaped.rec_shapes)) > 1
+    assert len(shaped.det_session.sessions) == min(8, len(shaped.det.runner.shapes)) >= 1
+    assert not batched.session.sessions and batched.session.created == 1  # off: the one session
 
 
 def test_both_readers_read_alike_from_two_threads_at_once(readers, eval_dir):

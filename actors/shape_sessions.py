@@ -1,0 +1,100 @@
+"""ONNX Runtime sessions of one model, one per input shape: on a GPU no convolution ever changes shape.
+
+ONNX Runtime's CUDA convolution (cuDNN 9) keeps the execution plan of the last input shape only: each time
+a node sees another shape than on its previous run, it builds a new cuDNN graph and plan (`Conv::UpdateState`
+→ `CreateCudnnFeExecutionPlan`), ~0.2-0.8 s for PP-OCRv5's recogniser, although the shape was seen before.
+A reader whose runs alternate between a few shapes (every page's lines fall in two or three width buckets)
+paid that on nearly every run: on an H100 a page alone spent 0.48 s in recognition with the GPU ~6% busy, and
+a warm-up of every shape changed nothing. Sessions are cheap (the recogniser's weights are ~16 MB), so each
+shape gets its own, created when the shape first comes (`warm_up` makes them before the first page) and kept in
+an LRU of `max_sessions`.
+
+Memory: each session has its own arena, capped as the one session was. The last run of a group of same-shape
+runs passes `release=True`, which gives that arena's free regions back (ONNX Runtime's arena shrinkage, at
+the end of the run itself: a separate shrinking run would change the shape and cost a plan), so at most
+one session holds activations at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from actors.arena import arena_device, run_within_cap
+
+
+class ShapeSessions:
+    """`read(feeds)` on the session for the feeds' shapes (`per_shape`), or on one session for every shape."""
+
+    def __init__(self, model: str | Path, engine_config: dict, per_shape: bool, max_sessions: int = 32):
+        from actors.models import onnx_session
+
+        self.model, self.engine_config = model, engine_config
+        self.per_shape, self.max_sessions = per_shape, max(1, max_sessions)
+        probe = onnx_session(model, engine_config)  # made now: a model that cannot load fails the actor's start
+        self.providers = probe.get_providers()
+        self.one, self.spare = (None, probe) if per_shape else (probe, None)  # spare: the first shape's session
+        self.sessions: OrderedDict = OrderedDict()
+        self.created = 1  # sessions made in all (evicted ones included)
+        self._release = None
+        self._lock = threading.Lock()  # a Serve replica reads from `paddle_concurrent_batches` threads
+
+    @classmethod
+    def wrap(cls, session) -> "ShapeSessions":
+        """One given session for every shape (tests build theirs with their own options)."""
+        self = cls.__new__(cls)
+        self.model, self.engine_config, self.per_shape, self.max_sessions = session._model_path, {}, False, 1
+        self.providers, self.one, self.spare = session.get_providers(), session, None
+        self.sessions, self.created, self._release, self._lock = OrderedDict(), 1, None, threading.Lock()
+        return self
+
+    @property
+    def _model_path(self) -> str:
+        return str(self.model)
+
+    def get_providers(self) -> list[str]:
+        return self.providers
+
+    def session_for(self, feeds: dict):
+        """The session of these feeds' shapes (made on first use; past `max_sessions` the least recently used goes)."""
+        if self.one is not None:
+            return self.one
+        key = tuple((name, tuple(v.shape)) for name, v in sorted(feeds.items()))
+        with self._lock:
+            session = self.sessions.get(key)
+            if session is None:
+                from actors.models import onnx_session
+
+                if self.spare is not None:
+                    session, self.spare = self.spare, None
+                else:
+                    session = onnx_session(self.model, self.engine_config)
+                    self.created += 1
+                self.sessions[key] = session
+                while len(self.sessions) > self.max_sessions:
+                    self.sessions.popitem(last=False)
+            self.sessions.move_to_end(key)
+        return session
+
+    def release_options(self, session):
+        """Run options that give the arena's free regions back at the end of the run (GPU sessions only)."""
+        if self._release is None:
+            import onnxruntime as ort
+
+            self._release = ort.RunOptions()
+            self._release.add_run_config_entry("memory.enable_memory_arena_shrinkage", arena_device(session))
+        return self._release
+
+    def run(self, output_names, feeds: dict, options=None):
+        """ONNX Runtime's `run`, on the session of these feeds' shapes."""
+        return self.session_for(feeds).run(output_names, feeds, options)
+
+    def read(self, feeds: dict, counts: dict | None = None, release: bool = False):
+        """The session's outputs for `feeds` (within the arena's cap: actors/arena.py). `release`: the last run of
+        this shape for now (per-shape sessions on a GPU give their arena's free regions back after it)."""
+        session = self.session_for(feeds)
+        options = None
+        if release and self.one is None and self.providers[0] == "CUDAExecutionProvider":
+            options = self.release_options(session)
+        return run_within_cap(session, feeds, counts, options)
