@@ -239,6 +239,8 @@ def onnx_session(path, engine_config: dict):
     for key in ("log_severity_level", "enable_cpu_mem_arena", "intra_op_num_threads"):
         if key in engine_config:
             setattr(options, key, engine_config[key])
+    for key, value in engine_config.get("session_config", {}).items():  # e.g. session.use_env_allocators
+        options.add_session_config_entry(key, value)
     providers = engine_config.get("providers", ["CPUExecutionProvider"])
     return ort.InferenceSession(str(path), sess_options=options, providers=providers,
                                 provider_options=engine_config.get("provider_options", [{}] * len(providers)))

@@ -107,7 +107,7 @@ class BatchedReader:
 
     def __init__(self, ocr, rec_batch_size: int, det_pad: int = 128, score_thresh: float = 0.0,
                  engine_config: dict | None = None, det_batch_size: int = 4, pad_rows: str = "pow2",
-                 per_shape: bool = False):
+                 per_shape: bool = False, shared_arena: bool = False):
         self.inner, self.det, self.rec = pipeline_parts(ocr)
         self.pad_rows = pad_rows  # a short recognition batch's rows: "limit" (its width's) or "pow2" (`paddle.rec_pad_rows`)
         self.rec_batch_size, self.det_pad, self.score_thresh = rec_batch_size, det_pad, score_thresh
@@ -128,13 +128,17 @@ class BatchedReader:
         self.det_session = None
         if engine_config is not None and path(det_runner).is_file() and path(self.rec.runner).is_file():
             from actors.models import ctc_argmax_model, uint8_input_model
-            from actors.shape_sessions import ShapeSessions
+            from actors.shape_sessions import ShapeSessions, shared_arena_config
+
+            if shared_arena:  # one arena for both models' sessions, capped at the two arenas' caps together
+                limit = engine_config.get("provider_options", [{}])[0].get("gpu_mem_limit")
+                engine_config = shared_arena_config(engine_config, 2 * int(limit) if limit else None)
 
             norm = self.det.pre_tfs["Normalize"]  # per_shape: one session per input shape (actors/shape_sessions.py)
             det = uint8_input_model(path(det_runner), norm.alpha, norm.beta)
-            self.det_session = ShapeSessions(det, engine_config, per_shape, max_sessions=8)
+            self.det_session = ShapeSessions(det, engine_config, per_shape, max_sessions=8, shared_arena=shared_arena)
             rec = uint8_input_model(ctc_argmax_model(path(self.rec.runner)), [2 / 255] * 3, [-1.0] * 3, mask=True)
-            self.session = ShapeSessions(rec, engine_config, per_shape, max_sessions=24)
+            self.session = ShapeSessions(rec, engine_config, per_shape, max_sessions=24, shared_arena=shared_arena)
         else:
             self.rec.runner = TimedRunner(self.rec.runner, self.timings, "rec_infer", True, self.max_width)
         self.det.runner = TimedRunner(det_runner, self.timings, "det_infer")

@@ -12,7 +12,9 @@ an LRU of `max_sessions`.
 Memory: each session has its own arena, capped as the one session was. The last run of a group of same-shape
 runs passes `release=True`, which gives that arena's free regions back (ONNX Runtime's arena shrinkage, at
 the end of the run itself: a separate shrinking run would change the shape and cost a plan), so at most
-one session holds activations at a time.
+one session holds activations at a time. Or, with `shared_arena`, every session of the process allocates from
+one arena registered with ONNX Runtime's environment (`create_and_register_allocator_v2`) under one cap, and
+nothing is released between runs (an H100 measured the release at ~30% of recognition: README "Serve").
 """
 
 from __future__ import annotations
@@ -23,14 +25,41 @@ from pathlib import Path
 
 from actors.arena import arena_device, run_within_cap
 
+_SHARED: dict = {}  # device -> the cap of the arena registered for it in this process (one registration allowed)
+
+
+def shared_arena_config(engine_config: dict, cap_bytes: int | None) -> dict:
+    """`engine_config` for sessions that allocate from the process's one shared arena on its device (registered
+    on first use, capped at `cap_bytes`; None: no cap). Registering twice is an error in ONNX Runtime, so a
+    later reader in the same process shares the first one's arena and cap."""
+    import onnxruntime as ort
+
+    cuda = engine_config.get("providers", ["CPUExecutionProvider"])[0] == "CUDAExecutionProvider"
+    device = int(engine_config.get("provider_options", [{}])[0].get("device_id", 0)) if cuda else 0
+    key = ("Cuda" if cuda else "Cpu", device)
+    if key not in _SHARED:
+        info = ort.OrtMemoryInfo(key[0], ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, device, ort.OrtMemType.DEFAULT)
+        arena = ort.OrtArenaCfg(int(cap_bytes or 0), 1, -1, -1)  # 1: kSameAsRequested
+        if cuda:
+            options = {"arena_extend_strategy": "kSameAsRequested", "device_id": str(device)}
+            if cap_bytes:
+                options["gpu_mem_limit"] = str(int(cap_bytes))
+            ort.create_and_register_allocator_v2("CUDAExecutionProvider", info, options, arena)
+        else:
+            ort.create_and_register_allocator(info, arena)
+        _SHARED[key] = cap_bytes
+    return {**engine_config, "session_config": {**engine_config.get("session_config", {}), "session.use_env_allocators": "1"}}
+
 
 class ShapeSessions:
     """`read(feeds)` on the session for the feeds' shapes (`per_shape`), or on one session for every shape."""
 
-    def __init__(self, model: str | Path, engine_config: dict, per_shape: bool, max_sessions: int = 32):
+    def __init__(self, model: str | Path, engine_config: dict, per_shape: bool, max_sessions: int = 32,
+                 shared_arena: bool = False):
         from actors.models import onnx_session
 
         self.model, self.engine_config = model, engine_config
+        self.shared = shared_arena  # engine_config already names the env allocators (shared_arena_config)
         self.per_shape, self.max_sessions = per_shape, max(1, max_sessions)
         probe = onnx_session(model, engine_config)  # made now: a model that cannot load fails the actor's start
         self.providers = probe.get_providers()
@@ -47,6 +76,7 @@ class ShapeSessions:
         self.model, self.engine_config, self.per_shape, self.max_sessions = session._model_path, {}, False, 1
         self.providers, self.one, self.spare = session.get_providers(), session, None
         self.sessions, self.created, self._release, self._lock = OrderedDict(), 1, None, threading.Lock()
+        self.shared = False
         return self
 
     @property
@@ -95,6 +125,6 @@ class ShapeSessions:
         this shape for now (per-shape sessions on a GPU give their arena's free regions back after it)."""
         session = self.session_for(feeds)
         options = None
-        if release and self.one is None and self.providers[0] == "CUDAExecutionProvider":
+        if release and self.one is None and not self.shared and self.providers[0] == "CUDAExecutionProvider":
             options = self.release_options(session)
         return run_within_cap(session, feeds, counts, options)

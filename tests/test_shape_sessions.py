@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -70,3 +76,46 @@ def test_a_model_that_cannot_load_fails_at_start(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(Exception):
         ShapeSessions(bad, CONFIG, per_shape=True)
+
+
+SHARED = textwrap.dedent(r"""
+    import json, sys
+    import numpy as np, onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from actors.arena import arena_full
+    from actors.shape_sessions import ShapeSessions, shared_arena_config, _SHARED
+
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                               helper.make_node("Relu", ["c"], ["y"])], "conv",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4, "h", "w"])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), sys.argv[1])
+    config = shared_arena_config({"providers": ["CPUExecutionProvider"], "log_severity_level": 3}, 4 << 20)
+    again = shared_arena_config({"providers": ["CPUExecutionProvider"]}, 64 << 20)  # the first registration stays
+    shaped = ShapeSessions(sys.argv[1], config, per_shape=True, shared_arena=True)
+    out = {"registered": {k[0]: v for k, v in _SHARED.items()}, "config": config["session_config"],
+           "again": again["session_config"]}
+    small = lambda n: {"x": np.ones((n, 3, 16, 16), np.float32)}  # 16 KB in, 16 KB out: far under the cap
+    out["small"] = [float(shaped.read(small(n), {})[0].sum()) for n in (1, 2)]
+    try:  # 8 MB out, from one session of a process whose arena is capped at 4 MB
+        shaped.read({"x": np.ones((8, 3, 256, 256), np.float32)}, {})
+        out["big"] = "ok"
+    except Exception as e:
+        out["big"] = "arena full" if arena_full(e) else repr(e)[:300]
+    out["sessions"] = len(shaped.sessions)
+    print(json.dumps(out))
+""")
+
+
+def test_a_shared_arena_caps_every_session_of_the_process_together(tmp_path):
+    """`paddle.shared_arena`: the sessions allocate from one arena registered with ONNX Runtime's environment
+    (here on the CPU, in its own process: the registration is for the whole process), under its cap."""
+    done = subprocess.run([sys.executable, "-c", SHARED, str(tmp_path / "conv.onnx")], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["registered"] == {"Cpu": 4 << 20}
+    assert out["config"] == out["again"] == {"session.use_env_allocators": "1"}
+    assert out["small"][1] == 2 * out["small"][0] > 0  # runs under the cap read as usual
+    assert out["big"] == "arena full" and out["sessions"] == 3, out

@@ -6,7 +6,7 @@
 #   bash cluster/gpu-bench/gpu.sh vlmraw
 #   bash cluster/gpu-bench/gpu.sh servepaddle        (bench --serve: the batch job, then the Serve app at 1, 8, 32)
 #   bash cluster/gpu-bench/gpu.sh servevlm           (the same for the VLM, random weights; --serve-levels below)
-# Steps: install | pages:N | warm | startup | paddle[-NAME] | servepaddle[-NAME] | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servevlm | check
+# Steps: install | pages:N | warm | startup | recprof | paddle[-NAME] | servepaddle[-NAME] | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servevlm | check
 # warm: one vLLM start in a plain process (Triton, Inductor and FlashInfer caches filled, as on any node that
 # started vLLM before), so that the runs after it start alike; torch.compile itself runs on every start
 # (VLLM_DISABLE_COMPILE_CACHE=1). Its time is the cold start of raw vLLM on this machine.
@@ -156,6 +156,9 @@ for step in "$@"; do
     startup) for n in 1 10; do (cd "$SNAP" && timeout 240 python3 cluster/gpu-bench/startup.py --procs $n 2>&1 \
                | grep -v onnxruntime | tail -12) | tee -a "$OUT/startup.txt"; done ;;
     warm) warm ;;
+    # where a recognition run's time goes, one process without Ray (cluster/gpu-bench/recprof.py): $OUT/recprof.json
+    recprof) (cd "$SNAP" && timeout -k 10 "${RECPROF_LIMIT:-150}" python3 cluster/gpu-bench/recprof.py /root/pages --pages-n 8 \
+                ${RECPROF_ARGS:-}) > "$OUT/recprof.json" 2> "$OUT/recprof.err"; say "recprof rc=$?"; tail -c 3000 "$OUT/recprof.json" ;;
     # paddle-NAME: the same run under another name (A/B: SNAP=/path/to/other/snapshot gpu.sh paddle-old;
     # PADDLE_ARGS to every paddle step, PADDLE_ARGS_NAME to paddle-NAME only)
     paddle|paddle-*) bench "$step" 300 --config configs/gpu.yaml --skip-baseline ${PADDLE_ARGS:-} $(named_args PADDLE_ARGS "$step") ;;
