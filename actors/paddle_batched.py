@@ -263,11 +263,6 @@ class BatchedReader:
             done.append((rows, width))
         return done
 
-    def _run_session(self, batch: list[np.ndarray], rows: int) -> list[tuple[str, float]]:
-        """(text, score) of each line of one recognition batch: `_rec_feed`, then `_read_feed`."""
-        x, valid = self._rec_feed(batch, rows)
-        return self._read_feed(x, valid, len(batch))
-
     def _rec_feed(self, batch: list[np.ndarray], rows: int) -> tuple[np.ndarray, np.ndarray]:
         """The input of one recognition run: paddlex's reading and resizing (its `OCRReisizeNormImg`, kept in
         uint8: the scaling runs on the device), one padded (batch, bucket) shape; `valid` marks each line's pixels.

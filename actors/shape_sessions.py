@@ -55,13 +55,15 @@ class ShapeSessions:
     """`read(feeds)` on the session for the feeds' shapes (`per_shape`), or on one session for every shape."""
 
     def __init__(self, model: str | Path, engine_config: dict, per_shape: bool, max_sessions: int = 32,
-                 shared_arena: bool = False):
+                 shared_arena: bool = False, session=None):
+        """`session`: an ONNX Runtime session of `model` to start from (else one is made now, so that a model
+        that cannot load fails the actor's start); with `per_shape` it serves the first shape."""
         from actors.models import onnx_session
 
         self.model, self.engine_config = model, engine_config
         self.shared = shared_arena  # engine_config already names the env allocators (shared_arena_config)
-        self.per_shape, self.max_sessions = per_shape, max(1, max_sessions)
-        probe = onnx_session(model, engine_config)  # made now: a model that cannot load fails the actor's start
+        self.max_sessions = max(1, max_sessions)
+        probe = session if session is not None else onnx_session(model, engine_config)
         self.providers = probe.get_providers()
         self.one, self.spare = (None, probe) if per_shape else (probe, None)  # spare: the first shape's session
         self.sessions: OrderedDict = OrderedDict()
@@ -72,12 +74,7 @@ class ShapeSessions:
     @classmethod
     def wrap(cls, session) -> "ShapeSessions":
         """One given session for every shape (tests build theirs with their own options)."""
-        self = cls.__new__(cls)
-        self.model, self.engine_config, self.per_shape, self.max_sessions = session._model_path, {}, False, 1
-        self.providers, self.one, self.spare = session.get_providers(), session, None
-        self.sessions, self.created, self._release, self._lock = OrderedDict(), 1, None, threading.Lock()
-        self.shared = False
-        return self
+        return cls(session._model_path, {}, per_shape=False, session=session)
 
     @property
     def _model_path(self) -> str:

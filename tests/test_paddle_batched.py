@@ -22,6 +22,12 @@ from pipeline.metrics import cer
 from pipeline.report import read_pages
 from tests.test_job import PAGES
 
+def read_batch(reader: BatchedReader, crops: list, rows: int) -> list[tuple[str, float]]:
+    """(text, score) of each crop, read as one recognition batch of the reader's own sessions."""
+    x, valid = reader._rec_feed(crops, rows)
+    return reader._read_feed(x, valid, len(crops))
+
+
 # A scan, a vertical page, a Chinese render of another size: three detection shapes at most.
 SAMPLE = [PAGES[0], PAGES[3], PAGES[6]]
 
@@ -130,7 +136,7 @@ def test_uint8_inputs_read_like_paddlex_float_preprocessing(readers, eval_dir):
                                      providers=["CPUExecutionProvider"])
     index, prob = float_rec.run(None, {float_rec.get_inputs()[0].name: x})
     expected = batched.rec.post_op.decode(index, prob, is_remove_duplicate=True)
-    got = batched._run_session(crops, 4)
+    got = read_batch(batched, crops, 4)
     assert [t for t, _ in got] == [t for t, _ in expected] and any(t for t, _ in got)
     np.testing.assert_allclose([p for _, p in got], [p for _, p in expected], atol=1e-4)
 
@@ -154,7 +160,7 @@ def test_a_short_recognition_batch_is_padded_to_a_power_of_two_not_to_its_limit(
         ImageDraw.Draw(line).text((6, 6), f"line {k} of sixteen {k * 37}", fill="black", font=ImageFont.load_default(size=24))
         crops.append(np.asarray(line)[:, :, ::-1].copy())
     batched.rec_shapes.clear()
-    three, five, full = (batched._run_session(crops[:n], 16) for n in (3, 5, 16))
+    three, five, full = (read_batch(batched, crops[:n], 16) for n in (3, 5, 16))
     assert sorted(shape[0] for shape in batched.rec_shapes) == [4, 8, 16]
     assert three == five[:3] == full[:3] and five == full[:5]  # the empty rows never changed a line's result
     assert all(t for t, _ in full)
@@ -165,7 +171,7 @@ def test_a_short_recognition_batch_is_padded_to_a_power_of_two_not_to_its_limit(
     batched.rec_shapes.clear()
     batched.pad_rows = "limit"
     try:
-        assert [batched._run_session(crops[:n], 16) for n in (3, 5)] == [three, five]
+        assert [read_batch(batched, crops[:n], 16) for n in (3, 5)] == [three, five]
         assert {shape[0] for shape in batched.rec_shapes} == {16}
     finally:
         batched.pad_rows = "pow2"
