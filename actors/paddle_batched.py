@@ -136,7 +136,7 @@ class BatchedReader:
 
             norm = self.det.pre_tfs["Normalize"]  # per_shape: one session per input shape (actors/shape_sessions.py)
             det = uint8_input_model(path(det_runner), norm.alpha, norm.beta)
-            self.det_session = ShapeSessions(det, engine_config, per_shape, max_sessions=8, shared_arena=shared_arena)
+            self.det_session = ShapeSessions(det, engine_config, per_shape, max_sessions=12, shared_arena=shared_arena)
             rec = uint8_input_model(ctc_argmax_model(path(self.rec.runner)), [2 / 255] * 3, [-1.0] * 3, mask=True)
             self.session = ShapeSessions(rec, engine_config, per_shape, max_sessions=24, shared_arena=shared_arena)
         else:
@@ -249,19 +249,26 @@ class BatchedReader:
             plan += [(rows, width) for rows in below + [limit]]
         return plan
 
-    def warm_up(self) -> list[tuple[int, int]]:
-        """One recognition run of each shape of `rec_shape_plan` on blank lines (`paddle.warm_up`), so that the
-        set-up a new input shape costs in a process (on a GPU: cuDNN's choices, the arena's regions) is paid
-        before the first page. The shapes run; a run split to fit the arena's cap lowers the rows after it."""
+    def warm_up(self, page_sizes: list[tuple[int, int]] = ()) -> dict:
+        """One recognition run of each shape of `rec_shape_plan` on blank lines (`paddle.warm_up`), and one detection
+        run of 1 to `det_batch_size` blank pages of each (height, width) in `page_sizes` (a job's usual paper at its
+        DPI), so that the set-up a new input shape costs in a process (on a GPU: its session, cuDNN's choices, the
+        arena's regions) is paid before the first page. Returns the shapes run: {"rec": [(rows, width)], "det":
+        [(pages, height, width)]}; a run split to fit the arena's cap lowers the rows after it."""
         if self.session is None:
-            return []
+            return {"rec": [], "det": []}
         height = self.rec.pre_tfs["ReisizeNorm"].rec_image_shape[1]
-        done = []
+        rec, det = [], []
         for rows, width in self.rec_shape_plan():
             rows = min(rows, self.rows_for(width))  # smaller once a run had to be split
             self._run_rec(np.zeros((rows, height, width, 3), np.uint8), np.zeros((rows, 1, 1, width), np.uint8), True)
-            done.append((rows, width))
-        return done
+            rec.append((rows, width))
+        for size in dict.fromkeys(page_sizes):
+            page = pad_to_multiple(np.full((*size, 3), 255, np.uint8), self.det_pad)
+            for n in range(1, self.det_batch_size + 1):  # as the call groups them: 1 to det_batch_size pages of a shape
+                self._detect([page] * n, release=True)
+                det.append((n, *page.shape[:2]))
+        return {"rec": rec, "det": det}
 
     def _rec_feed(self, batch: list[np.ndarray], rows: int) -> tuple[np.ndarray, np.ndarray]:
         """The input of one recognition run: paddlex's reading and resizing (its `OCRReisizeNormImg`, kept in

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import time
 
@@ -172,8 +173,19 @@ def per_shape(cfg: PaddleConfig, device: str) -> bool:
     return cfg.session_per_shape if cfg.session_per_shape is not None else device == "gpu"
 
 
-def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None):
-    """BGR pages -> lines per page: paddleocr's own `predict`, or the batched reader (GPU default)."""
+# Paper a job's pages usually come on (A4, US Letter; portrait, in points): the warm-up's detection shapes
+WARM_UP_PAPER = ((842, 595), (792, 612))
+
+
+def paper_pixels(dpi: float | None) -> list[tuple[int, int]]:
+    """(height, width) in pixels of `WARM_UP_PAPER` rendered at `dpi`, rounded up as PyMuPDF's pixmaps are (none
+    without a DPI)."""
+    return [(math.ceil(round(h * dpi / 72, 3)), math.ceil(round(w * dpi / 72, 3))) for h, w in WARM_UP_PAPER] if dpi else []
+
+
+def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None, dpi: float | None = None):
+    """BGR pages -> lines per page: paddleocr's own `predict`, or the batched reader (GPU default). `dpi`: the
+    job's render DPI, for the warm-up's detection shapes (A4 and Letter pages at that DPI)."""
     if cfg.reader == "batched" or (cfg.reader == "auto" and device == "gpu"):
         from actors.paddle_batched import BatchedReader
 
@@ -183,17 +195,18 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None)
         if warms_up(cfg, device):
             start = time.perf_counter()
             try:
-                shapes = reader.warm_up()
+                shapes = reader.warm_up(paper_pixels(dpi))
                 # at warning level, as the VLM engine's "ready after": one start-up line per actor, seen in Ray's logs
-                log.warning("warmed %d recognition shapes in %.1f s", len(shapes), time.perf_counter() - start)
+                log.warning("warmed %d recognition shapes and %d detection shapes in %.1f s", len(shapes["rec"]),
+                            len(shapes["det"]), time.perf_counter() - start)
             except Exception as e:  # an optimisation only: the pages set up their shapes as they come
-                log.warning("the recogniser's warm-up failed after %.1f s (%s: %s); pages will set up their shapes "
+                log.warning("the warm-up failed after %.1f s (%s: %s); pages will set up their shapes "
                             "as they come", time.perf_counter() - start, type(e).__name__, str(e)[:300])
         return reader
     return lambda pages: [_lines(r) for r in ocr.predict(pages)]
 
 
-def load_reader(cfg: PaddleConfig, device: str, threads: int | None = None):
+def load_reader(cfg: PaddleConfig, device: str, threads: int | None = None, dpi: float | None = None):
     """(paddleocr's pipeline, the reader that runs it) for `device`.
 
     The batched reader with ONNX Runtime on a GPU runs both models in its own uint8 sessions; paddleocr's
@@ -204,12 +217,12 @@ def load_reader(cfg: PaddleConfig, device: str, threads: int | None = None):
     batched = cfg.reader == "batched" or (cfg.reader == "auto" and device == "gpu")
     if not (batched and device == "gpu" and cfg.engine == "onnxruntime"):
         ocr = load_paddleocr(cfg, device, threads)
-        return ocr, make_reader(ocr, cfg, device, threads)
+        return ocr, make_reader(ocr, cfg, device, threads, dpi)
     ocr = load_paddleocr(cfg, "cpu", 1)
-    read = make_reader(ocr, cfg, device, threads)
+    read = make_reader(ocr, cfg, device, threads, dpi)
     if read.session is None or read.det_session is None:
         ocr = load_paddleocr(cfg, device, threads)
-        read = make_reader(ocr, cfg, device, threads)
+        read = make_reader(ocr, cfg, device, threads, dpi)
     return ocr, read
 
 
@@ -285,7 +298,8 @@ class PaddleOcrPredictor:
         import paddleocr  # noqa: F401  (timed on its own: most of an actor's start on a CPU)
 
         imported = time.perf_counter()
-        self.ocr, self.read = load_reader(self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads)
+        self.ocr, self.read = load_reader(self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads,
+                                           self.cfg.render.dpi)
         models = time.perf_counter()
         providers = structure_providers(self.cfg.paddle, self.device)
         self.structure = PageStructure(self.cfg.layout, providers, cpu_threads or self.cfg.paddle.cpu_threads)

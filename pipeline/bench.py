@@ -74,7 +74,7 @@ def profile_reader(pages: list[dict], config) -> dict:
     images = ocr_images(pages, config)
     device = resolve_device(config.paddle)
     start = time.perf_counter()
-    ocr, read = load_reader(config.paddle, device)
+    ocr, read = load_reader(config.paddle, device, dpi=config.render.dpi)
     if isinstance(read, BatchedReader):
         timings = read.timings
     else:

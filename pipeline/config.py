@@ -133,8 +133,9 @@ class PaddleConfig(_Strict):
     warm_up: Optional[bool] = Field(
         None,
         description="batched reader: at start, one recognition run of every input shape it can use (15 with "
-        "rec_pad_rows limit), on blank lines, so that no page pays a shape's set-up: with session_per_shape each "
-        "shape's session and its cuDNN plans (~1.3 s a shape on an H100 with ten actors starting, ~20 s in all). "
+        "rec_pad_rows limit) on blank lines, and detection runs of 1 to det_batch_size blank A4 and Letter pages at "
+        "render.dpi, so that no page pays a shape's set-up: with session_per_shape each shape's session and its "
+        "cuDNN plans (~1.3 s a recognition shape on an H100 with ten actors starting, ~20 s in all). "
         "None: on a GPU, off on the CPU. A warm-up that fails is logged and the pages set up their shapes as they come.",
     )
     rec_pad_rows: Literal["auto", "limit", "pow2"] = Field(

@@ -13,8 +13,8 @@ from PIL import Image
 from actors.models import bundled_model_dir, ctc_argmax_model
 from actors.paddle_batched import BatchedReader, pad_to_multiple, pipeline_parts, width_bucket
 from actors.page_structure import PageStructure
-from actors.paddle_ocr import (load_paddleocr, load_reader, make_reader, onnx_engine_config, pad_rows, per_shape, structure_providers,
-                               warms_up)
+from actors.paddle_ocr import (load_paddleocr, load_reader, make_reader, onnx_engine_config, pad_rows, paper_pixels, per_shape,
+                               structure_providers, warms_up)
 from pipeline.bench import pool_rate
 from pipeline.config import LayoutConfig, PaddleConfig, RunConfig
 from pipeline.job import run_job
@@ -196,7 +196,7 @@ def test_warm_up_runs_every_recognition_shape_once_and_reads_alike_after(readers
         s, f, _, _ = SAMPLE[0]
         page = np.ascontiguousarray(np.asarray(Image.open(eval_dir / s / f).convert("RGB"))[:, :, ::-1])
         before = batched([page])
-        assert batched.warm_up() == limit
+        assert batched.warm_up() == {"rec": limit, "det": []}
         after = batched([page])
         assert [(l.text, l.box) for l in after[0]] == [(l.text, l.box) for l in before[0]] and after[0]
     finally:
@@ -214,8 +214,18 @@ def test_a_session_per_input_shape_reads_alike(readers, eval_dir):
     got, expected = shaped(pages), batched(pages)
     assert [[(l.text, l.box) for l in p] for p in got] == [[(l.text, l.box) for l in p] for p in expected] and got[0]
     assert len(shaped.session.sessions) == min(24, len(shaped.rec_shapes)) > 1
-    assert len(shaped.det_session.sessions) == min(8, len(shaped.det.runner.shapes)) >= 1
+    assert len(shaped.det_session.sessions) == min(12, len(shaped.det.runner.shapes)) >= 1
     assert not batched.session.sessions and batched.session.created == 1  # off: the one session
+    # the warm-up's detection shapes: 1 to det_batch_size pages of each paper size, padded as pages are; each its
+    # own session, which the pages of that shape then use (no new session made for them)
+    assert paper_pixels(185) == [(2164, 1529), (2035, 1573)] and paper_pixels(None) == []
+    size = pages[0].shape[:2]
+    warmed = shaped.warm_up([size, size])
+    padded = pad_to_multiple(pages[0], shaped.det_pad).shape[:2]
+    assert warmed["det"] == [(n, *padded) for n in range(1, shaped.det_batch_size + 1)] and warmed["rec"]
+    made = shaped.det_session.created
+    again = shaped([pages[0]] * 3)
+    assert shaped.det_session.created == made and [(l.text, l.box) for l in again[2]] == [(l.text, l.box) for l in got[0]]
 
 
 def test_both_readers_read_alike_from_two_threads_at_once(readers, eval_dir):
