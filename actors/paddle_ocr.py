@@ -74,7 +74,11 @@ def total_gpu_gb() -> float | None:
 def cuda_options(cfg: PaddleConfig) -> dict:
     """ONNX Runtime's CUDA provider options for every model of a PaddleOCR actor: cuDNN's algorithm search
     as configured (ONNX Runtime's default, EXHAUSTIVE, searches again for every new input shape:
-    README "Speed"), and arenas that grow by what is asked, not to the next power of two."""
+    README "Speed"), and arenas that grow by what is asked, not to the next power of two. Before the actor's
+    first GPU session: how its threads wait for the GPU (`paddle.cuda_schedule`, actors/cuda_sync.py)."""
+    from actors.cuda_sync import set_schedule
+
+    set_schedule(cfg.cuda_schedule)
     return {"cudnn_conv_algo_search": cfg.cudnn_conv_algo_search, "arena_extend_strategy": "kSameAsRequested"}
 
 

@@ -166,6 +166,9 @@ class PaddleConfig(_Strict):
     cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
         "HEURISTIC", description="ONNX Runtime CUDA provider: how cuDNN picks convolution algorithms for each new input shape."
     )
+    cuda_schedule: Literal["auto", "spin", "yield", "blocking"] = Field(
+        "blocking", description="How an actor waits for the GPU (CUDA's primary-context flag, actors/cuda_sync.py): "
+        "blocking sleeps until the GPU is done; auto (CUDA's default) spins a core per waiting actor.")
 
     def pages_per_call(self, device: str) -> int:
         """`batch_size`, or its default where the actors run (device "none": no PaddleOCR actor, render blocks of 4)."""

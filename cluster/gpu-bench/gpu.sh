@@ -128,12 +128,12 @@ bench() {
   cp "$OUT/$name.log" "$st/bench.log"
   local logs=/tmp/ray/session_latest/logs
   {
-    for p in "BFCArena" "arena is at its cap" "reading it in halves" "warmed" "warm-up failed" "Error in memory profiling" "Traceback" "out of memory" "OutOfMemory" "vlm engine ready" "warm-up request failed"; do
+    for p in "BFCArena" "arena is at its cap" "reading it in halves" "warmed" "warm-up failed" "CUDA schedule" "Error in memory profiling" "Traceback" "out of memory" "OutOfMemory" "vlm engine ready" "warm-up request failed"; do
       echo "$p: driver $(grep -c -- "$p" "$OUT/$name.log") ray-logs $(cat $logs/*.err $logs/*.out 2>/dev/null | grep -c -- "$p")"
     done
   } > "$st/counts.txt"
   grep -n -E "BFCArena|Error in memory profiling|Traceback|rror|vlm engine|WARNING|ready after" "$OUT/$name.log" | cut -c1-600 | head -400 > "$st/driver.grep"
-  grep -H -n -E "BFCArena|Error in memory profiling|Traceback|rror|vlm engine|ready after|warmed|warm-up|KV cache|memory" $logs/*.err $logs/*.out 2>/dev/null | cut -c1-600 | head -800 > "$st/raylogs.grep"
+  grep -H -n -E "BFCArena|Error in memory profiling|Traceback|rror|vlm engine|ready after|warmed|warm-up|CUDA schedule|KV cache|memory" $logs/*.err $logs/*.out 2>/dev/null | cut -c1-600 | head -800 > "$st/raylogs.grep"
   # vLLM's own start phases (INFO): weights, torch.compile, CUDA graphs, KV cache, the whole init
   grep -h -E "Loading weights took|Model loading took|torch.compile takes|Dynamo bytecode|Compiling a graph|Graph capturing finished|init engine|KV cache|Available KV|Maximum concurrency" \
     $logs/*.err $logs/*.out "$OUT/$name.log" 2>/dev/null | cut -c1-300 | head -60 > "$st/vllm-start.txt"

@@ -1,0 +1,71 @@
+"""How a process waits for its GPU: CUDA's scheduling flag of the device's primary context.
+
+CUDA's default (`auto`) spins a CPU core in every wait while there are fewer CUDA contexts than cores. Ten
+PaddleOCR actors or Serve replicas on one card each spin a core whenever their run waits for the GPU, which
+the card shares among them in turns: on an H100 at Serve concurrency 32 every replica used ~100% of a core
+(`top.txt` in gpu.sh's tarballs) with the GPU 26% busy, and the ingress replicas that render and classify
+had what was left of 16 cores. `blocking` lets a waiting thread sleep until the GPU is done (a wake-up of
+microseconds per wait); `yield` spins but gives the core up to any other runnable thread.
+
+ONNX Runtime's CUDA provider runs on the device's primary context (the CUDA runtime's), whose flags the
+driver API sets (`cuDevicePrimaryCtxSetFlags`), best before the context exists: the actor calls
+`set_schedule` before its first GPU session. No driver (a CPU machine) or an error: nothing is changed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+
+log = logging.getLogger(__name__)
+
+# CUcontext flags (cuda.h): CU_CTX_SCHED_AUTO, _SPIN, _YIELD, _BLOCKING_SYNC, and their mask
+SCHEDULES = {"auto": 0x00, "spin": 0x01, "yield": 0x02, "blocking": 0x04}
+_MASK = 0x07
+_done: dict = {}  # schedule -> devices set, once per process
+
+
+def _driver():
+    try:
+        return ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+
+
+def set_schedule(schedule: str) -> list[int]:
+    """Give every visible GPU's primary context the scheduling flag `schedule` (a key of SCHEDULES); keeps its
+    other flags. Returns the device ordinals set ([] without a CUDA driver, or for "auto")."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"CUDA schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
+    if schedule in _done:
+        return _done[schedule]
+    done: list[int] = []
+    lib = _driver() if schedule != "auto" else None
+    if lib is not None and lib.cuInit(0) == 0:
+        count = ctypes.c_int()
+        lib.cuDeviceGetCount(ctypes.byref(count))
+        for ordinal in range(count.value):
+            dev, flags, active = ctypes.c_int(), ctypes.c_uint(), ctypes.c_int()
+            if lib.cuDeviceGet(ctypes.byref(dev), ordinal) or lib.cuDevicePrimaryCtxGetState(dev, ctypes.byref(flags), ctypes.byref(active)):
+                continue
+            rc = lib.cuDevicePrimaryCtxSetFlags(dev, (flags.value & ~_MASK) | SCHEDULES[schedule])
+            if rc == 0:
+                done.append(ordinal)
+            else:  # e.g. a context made earlier with other flags: it keeps them
+                log.warning("CUDA schedule %s not set on device %d (driver error %d, context active: %s)",
+                            schedule, ordinal, rc, bool(active.value))
+    if done:  # one start-up line per actor, at warning level as its warm-up's, seen in Ray's logs
+        log.warning("CUDA schedule %s on device(s) %s", schedule, done)
+    _done[schedule] = done
+    return done
+
+
+def schedule_of(ordinal: int = 0) -> str | None:
+    """The scheduling flag of a device's primary context now (None without a CUDA driver)."""
+    lib = _driver()
+    if lib is None or lib.cuInit(0) != 0:
+        return None
+    dev, flags, active = ctypes.c_int(), ctypes.c_uint(), ctypes.c_int()
+    if lib.cuDeviceGet(ctypes.byref(dev), ordinal) or lib.cuDevicePrimaryCtxGetState(dev, ctypes.byref(flags), ctypes.byref(active)):
+        return None
+    return {v: k for k, v in SCHEDULES.items()}.get(flags.value & _MASK)
