@@ -48,7 +48,8 @@ def set_schedule(schedule: str) -> list[int]:
             dev, flags, active = ctypes.c_int(), ctypes.c_uint(), ctypes.c_int()
             if lib.cuDeviceGet(ctypes.byref(dev), ordinal) or lib.cuDevicePrimaryCtxGetState(dev, ctypes.byref(flags), ctypes.byref(active)):
                 continue
-            rc = lib.cuDevicePrimaryCtxSetFlags(dev, (flags.value & ~_MASK) | SCHEDULES[schedule])
+            set_flags = getattr(lib, "cuDevicePrimaryCtxSetFlags_v2", None) or lib.cuDevicePrimaryCtxSetFlags
+            rc = set_flags(dev, (flags.value & ~_MASK) | SCHEDULES[schedule])
             if rc == 0:
                 done.append(ordinal)
             else:  # e.g. a context made earlier with other flags: it keeps them
