@@ -167,8 +167,9 @@ class PaddleConfig(_Strict):
         "HEURISTIC", description="ONNX Runtime CUDA provider: how cuDNN picks convolution algorithms for each new input shape."
     )
     cuda_schedule: Literal["auto", "spin", "yield", "blocking"] = Field(
-        "blocking", description="How an actor waits for the GPU (CUDA's primary-context flag, actors/cuda_sync.py): "
-        "blocking sleeps until the GPU is done; auto (CUDA's default) spins a core per waiting actor.")
+        "auto", description="How an actor waits for the GPU (CUDA's primary-context flag, actors/cuda_sync.py): auto "
+        "(CUDA's default) spins a core per waiting actor; blocking sleeps until the GPU is done: ~60% of a core less "
+        "per actor, but an H100's pool of 10 read 1,158 pages/min with it against 1,309 with auto (2026-12-06).")
 
     def pages_per_call(self, device: str) -> int:
         """`batch_size`, or its default where the actors run (device "none": no PaddleOCR actor, render blocks of 4)."""

@@ -17,7 +17,7 @@ def test_the_schedule_is_checked_and_a_machine_without_a_driver_is_left_alone():
     The GPU run of `gpu.sh` checks the flag itself (its `CUDA schedule` log lines)."""
     with pytest.raises(ValueError, match="blocking"):
         set_schedule("busy")
-    assert RunConfig().paddle.cuda_schedule == "blocking" and set(SCHEDULES) == {"auto", "spin", "yield", "blocking"}
+    assert RunConfig().paddle.cuda_schedule == "auto" and set(SCHEDULES) == {"auto", "spin", "yield", "blocking"}
     code = ("from actors.cuda_sync import set_schedule, schedule_of; "
             "print(set_schedule('blocking'), schedule_of(0), set_schedule('auto'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")[0]
