@@ -36,6 +36,14 @@ def _driver():
         return None
 
 
+def _state(lib, ordinal: int):
+    """(device handle, primary-context flags, whether it is active) of a device ordinal; None on a driver error."""
+    dev, flags, active = ctypes.c_int(), ctypes.c_uint(), ctypes.c_int()
+    if lib.cuDeviceGet(ctypes.byref(dev), ordinal) or lib.cuDevicePrimaryCtxGetState(dev, ctypes.byref(flags), ctypes.byref(active)):
+        return None
+    return dev, flags.value, bool(active.value)
+
+
 def set_schedule(schedule: str) -> list[int]:
     """Give every visible GPU's primary context the scheduling flag `schedule` (a key of SCHEDULES); keeps its
     other flags. Returns the device ordinals set ([] without a CUDA driver, or for "auto")."""
@@ -48,17 +56,18 @@ def set_schedule(schedule: str) -> list[int]:
     if lib is not None and lib.cuInit(0) == 0:
         count = ctypes.c_int()
         lib.cuDeviceGetCount(ctypes.byref(count))
+        set_flags = getattr(lib, "cuDevicePrimaryCtxSetFlags_v2", None) or lib.cuDevicePrimaryCtxSetFlags
         for ordinal in range(count.value):
-            dev, flags, active = ctypes.c_int(), ctypes.c_uint(), ctypes.c_int()
-            if lib.cuDeviceGet(ctypes.byref(dev), ordinal) or lib.cuDevicePrimaryCtxGetState(dev, ctypes.byref(flags), ctypes.byref(active)):
+            state = _state(lib, ordinal)
+            if state is None:
                 continue
-            set_flags = getattr(lib, "cuDevicePrimaryCtxSetFlags_v2", None) or lib.cuDevicePrimaryCtxSetFlags
-            rc = set_flags(dev, (flags.value & ~_MASK) | SCHEDULES[schedule])
+            dev, flags, active = state
+            rc = set_flags(dev, (flags & ~_MASK) | SCHEDULES[schedule])
             if rc == 0:
                 done.append(ordinal)
             else:  # e.g. a context made earlier with other flags: it keeps them
                 log.warning("CUDA schedule %s not set on device %d (driver error %d, context active: %s)",
-                            schedule, ordinal, rc, bool(active.value))
+                            schedule, ordinal, rc, active)
     if done:  # one start-up line per actor, at warning level as its warm-up's, seen in Ray's logs
         log.warning("CUDA schedule %s on device(s) %s", schedule, done)
     _done[schedule] = done
@@ -70,7 +79,5 @@ def schedule_of(ordinal: int = 0) -> str | None:
     lib = _driver()
     if lib is None or lib.cuInit(0) != 0:
         return None
-    dev, flags, active = ctypes.c_int(), ctypes.c_uint(), ctypes.c_int()
-    if lib.cuDeviceGet(ctypes.byref(dev), ordinal) or lib.cuDevicePrimaryCtxGetState(dev, ctypes.byref(flags), ctypes.byref(active)):
-        return None
-    return {v: k for k, v in SCHEDULES.items()}.get(flags.value & _MASK)
+    state = _state(lib, ordinal)
+    return None if state is None else {v: k for k, v in SCHEDULES.items()}.get(state[1] & _MASK)
