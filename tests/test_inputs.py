@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pymupdf
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from pipeline.config import RenderConfig, RunConfig, TextLayerConfig
 from pipeline.discover import expand_document
 from pipeline.prepare import prepare_page
-from pipeline.render import open_pdf_page, render_pdf_page
+from pipeline.render import open_pdf_page, render_image_page, render_pdf_page
 from pipeline.sources import InputError, list_inputs
 from pipeline.textlayer import bad_glyph_ratio, read_text_layer
 from tests.conftest import text_pdf
@@ -96,6 +96,23 @@ def test_rotation_is_honoured(tmp_path):
     image, dpi, scale = render_pdf_page(open_pdf_page(str(pdf), 0), RenderConfig(dpi=72))
     assert image.shape[:2] == (595, 842)  # landscape after /Rotate 90
     assert scale == 1.0
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA"])
+def test_image_pages_are_turned_upright_and_made_rgb(tmp_path, mode):
+    """EXIF orientation 6 (a phone photo stored landscape): the page comes out portrait, the same pixels as
+    Pillow's own exif_transpose + convert; above render.max_pixels it keeps that shape when scaled down."""
+    rng = np.random.default_rng(0)
+    stored = Image.fromarray(rng.integers(0, 255, (600, 900, 3), dtype=np.uint8)).convert(mode)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    stored.save(tmp_path / "photo.png", exif=exif)
+    with Image.open(tmp_path / "photo.png") as im:
+        want = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    image, dpi, scale = render_image_page(str(tmp_path / "photo.png"), 0, RenderConfig())
+    assert image.shape == (900, 600, 3) and scale == 1.0 and np.array_equal(image, want)
+    small, _, scale = render_image_page(str(tmp_path / "photo.png"), 0, RenderConfig(max_pixels=135_000))
+    assert scale == 0.5 and small.shape == (450, 300, 3)
 
 
 def test_oversized_page_is_scaled_down(tmp_path):
