@@ -6,7 +6,9 @@
 #   bash cluster/gpu-bench/gpu.sh vlmraw
 #   bash cluster/gpu-bench/gpu.sh servepaddle        (bench --serve: the batch job, then the Serve app at 1, 8, 32)
 #   bash cluster/gpu-bench/gpu.sh servevlm           (the same for the VLM, random weights; --serve-levels below)
-# Steps: install | pages:N | warm | startup | recprof | paddle[-NAME] | servepaddle[-NAME] | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servevlm | check
+# Steps: install | pages:N | warm | startup | recprof | paddle[-NAME] | servepaddle[-NAME] | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servevlm | check | mps | nomps
+# mps: CUDA's Multi-Process Service for the steps after it (nomps ends it): the PaddleOCR actors' and replicas' kernels
+# then share one GPU context instead of time-slicing ten (each step starts its own Ray, so its workers connect to it)
 # warm: one vLLM start in a plain process (Triton, Inductor and FlashInfer caches filled, as on any node that
 # started vLLM before), so that the runs after it start alike; torch.compile itself runs on every start
 # (VLLM_DISABLE_COMPILE_CACHE=1). Its time is the cold start of raw vLLM on this machine.
@@ -147,11 +149,29 @@ bench() {
   return 0
 }
 
+# mps / nomps: the MPS control daemon (its pipe and logs under /tmp/nvidia-mps*), `$OUT/mps.txt` says what happened
+mps() {
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps CUDA_MPS_LOG_DIRECTORY=/tmp/nvidia-mps-log
+  mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
+  if ! command -v nvidia-cuda-mps-control >/dev/null; then say "mps: no nvidia-cuda-mps-control here" | tee -a "$OUT/mps.txt"; return 1; fi
+  nvidia-cuda-mps-control -d >> "$OUT/mps.txt" 2>&1; sleep 1
+  echo get_server_list | nvidia-cuda-mps-control >> "$OUT/mps.txt" 2>&1
+  say "mps: control daemon started (rc=$?)" | tee -a "$OUT/mps.txt"
+}
+nomps() {
+  echo quit | nvidia-cuda-mps-control >> "$OUT/mps.txt" 2>&1; sleep 1
+  cat /tmp/nvidia-mps-log/control.log 2>/dev/null | tail -20 >> "$OUT/mps.txt"
+  unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+  say "mps: stopped" | tee -a "$OUT/mps.txt"
+}
+
 for step in "$@"; do
   case $step in
     install) install || { say "install FAILED"; exit 1; } ;;
     pages:*) pages "${step#pages:}" || { say "pages FAILED"; exit 1; } ;;
     check) versions ;;
+    mps) mps ;;
+    nomps) nomps ;;
     # an actor's start-up without Ray: one alone, then ten at once (as gpu.yaml's pool starts)
     startup) for n in 1 10; do (cd "$SNAP" && timeout 240 python3 cluster/gpu-bench/startup.py --procs $n 2>&1 \
                | grep -v onnxruntime | tail -12) | tee -a "$OUT/startup.txt"; done ;;
