@@ -6,7 +6,7 @@
 #   bash cluster/gpu-bench/gpu.sh vlmraw
 #   bash cluster/gpu-bench/gpu.sh servepaddle        (bench --serve: the batch job, then the Serve app at 1, 8, 32)
 #   bash cluster/gpu-bench/gpu.sh servevlm           (the same for the VLM, random weights; --serve-levels below)
-# Steps: install | pages:N | warm | startup | recprof | paddle[-NAME] | servepaddle[-NAME] | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servevlm | check | mps | nomps
+# Steps: install | pages:N | warm | startup | recprof | paddle[-NAME] | servepaddle[-NAME] | hybrid | vlm | vlmraw | vlmspawn | fp8 | vlm24 | servevlm | check | mps | nomps | graphprof[-NAME]
 # mps: CUDA's Multi-Process Service for the steps after it (nomps ends it): the PaddleOCR actors' and replicas' kernels
 # then share one GPU context instead of time-slicing ten (each step starts its own Ray, so its workers connect to it)
 # warm: one vLLM start in a plain process (Triton, Inductor and FlashInfer caches filled, as on any node that
@@ -181,6 +181,10 @@ for step in "$@"; do
                 ${RECPROF_ARGS:-}) > "$OUT/recprof.json" 2> "$OUT/recprof.err"; say "recprof rc=$?"; tail -c 3000 "$OUT/recprof.json" ;;
     # paddle-NAME: the same run under another name (A/B: SNAP=/path/to/other/snapshot gpu.sh paddle-old;
     # PADDLE_ARGS to every paddle step, PADDLE_ARGS_NAME to paddle-NAME only)
+    # CUDA graphs for the recogniser, alone and 10 processes at once (cluster/gpu-bench/graphprof.py): $OUT/NAME.json
+    graphprof|graphprof-*) (cd "$SNAP" && timeout -k 10 "${GRAPHPROF_LIMIT:-240}" python3 cluster/gpu-bench/graphprof.py /root/pages \
+                --pages-n 2 ${GRAPHPROF_ARGS:-} $(named_args GRAPHPROF_ARGS "$step")) > "$OUT/$step.json" 2> "$OUT/$step.err"
+              say "$step rc=$?"; grep -v Warn "$OUT/$step.err" | tail -4 | cut -c1-600 ;;
     paddle|paddle-*) bench "$step" 300 --config configs/gpu.yaml --skip-baseline ${PADDLE_ARGS:-} $(named_args PADDLE_ARGS "$step") ;;
     hybrid) bench hybrid 560 --config configs/gpu-hybrid.yaml --skip-baseline "${DUMMY[@]}" ;;
     vlm) bench vlm 420 --config configs/gpu-vlm-bench.yaml --set vlm.model=/root/qwen7b --pages ${VLM_PAGES:-1000} --skip-baseline ;;
