@@ -155,17 +155,22 @@ mps() {
   mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
   if ! command -v nvidia-cuda-mps-control >/dev/null; then say "mps: no nvidia-cuda-mps-control here" | tee -a "$OUT/mps.txt"; return 1; fi
   nvidia-cuda-mps-control -d >> "$OUT/mps.txt" 2>&1; sleep 1
-  echo get_server_list | nvidia-cuda-mps-control >> "$OUT/mps.txt" 2>&1
-  say "mps: control daemon started (rc=$?)" | tee -a "$OUT/mps.txt"
+  # a CUDA client through it: the server starts with the first one, and get_server_list then names it
+  python3 -c "import torch; torch.zeros(1).cuda(); torch.cuda.synchronize()" >> "$OUT/mps.txt" 2>&1
+  local servers; servers=$(echo get_server_list | nvidia-cuda-mps-control 2>>"$OUT/mps.txt")
+  echo "servers: $servers" >> "$OUT/mps.txt"
+  if [ -n "$servers" ]; then MPS_OK=1; say "mps: on (server $servers)" | tee -a "$OUT/mps.txt"
+  else say "mps: the daemon started no server: the steps named *-mps are skipped" | tee -a "$OUT/mps.txt"; nomps; fi
 }
 nomps() {
   echo quit | nvidia-cuda-mps-control >> "$OUT/mps.txt" 2>&1; sleep 1
   cat /tmp/nvidia-mps-log/control.log 2>/dev/null | tail -20 >> "$OUT/mps.txt"
-  unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+  unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY MPS_OK
   say "mps: stopped" | tee -a "$OUT/mps.txt"
 }
 
 for step in "$@"; do
+  if [[ $step == *-mps && -z ${MPS_OK:-} ]]; then say "SKIP $step: MPS is not on (an mps step before it, that started)"; continue; fi
   case $step in
     install) install || { say "install FAILED"; exit 1; } ;;
     pages:*) pages "${step#pages:}" || { say "pages FAILED"; exit 1; } ;;
@@ -182,7 +187,9 @@ for step in "$@"; do
     # paddle-NAME: the same run under another name (A/B: SNAP=/path/to/other/snapshot gpu.sh paddle-old;
     # PADDLE_ARGS to every paddle step, PADDLE_ARGS_NAME to paddle-NAME only)
     # CUDA graphs for the recogniser, alone and 10 processes at once (cluster/gpu-bench/graphprof.py): $OUT/NAME.json
-    graphprof|graphprof-*) (cd "$SNAP" && timeout -k 10 "${GRAPHPROF_LIMIT:-240}" python3 cluster/gpu-bench/graphprof.py /root/pages \
+    graphprof|graphprof-*) left=$(( START + CALL_LIMIT - 35 - $(date +%s) )); gl=${GRAPHPROF_LIMIT:-240}
+              if [ "$left" -lt 60 ]; then say "SKIP $step: only $left s left in this call"; continue; fi
+              (cd "$SNAP" && timeout -k 10 "$(( gl < left ? gl : left ))" python3 cluster/gpu-bench/graphprof.py /root/pages \
                 --pages-n 2 ${GRAPHPROF_ARGS:-} $(named_args GRAPHPROF_ARGS "$step")) > "$OUT/$step.json" 2> "$OUT/$step.err"
               say "$step rc=$?"; grep -v Warn "$OUT/$step.err" | tail -4 | cut -c1-600 ;;
     paddle|paddle-*) bench "$step" 300 --config configs/gpu.yaml --skip-baseline ${PADDLE_ARGS:-} $(named_args PADDLE_ARGS "$step") ;;
