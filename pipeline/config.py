@@ -158,7 +158,9 @@ class PaddleConfig(_Strict):
         description="batched reader with onnxruntime: all of an actor's sessions allocate from one ONNX Runtime "
         "arena (the environment's allocator) under the actor's whole cap, instead of one arena per session that "
         "gives its free regions back after a shape's last run in a call. Measured faster in one process on an H100 "
-        "(recprof: 0.334 against 0.453 s for 8 pages' recognition), not yet in Serve or the pool.",
+        "(recprof: 0.334 against 0.453 s for 8 pages' recognition); with 10 actors on one H100 (2026-12-06) the card "
+        "filled during their warm-up and actors failed to start (cuBLAS could not allocate): keep it off where "
+        "several actors share a card.",
     )
     gpu_memory_gb: Optional[float] = Field(
         None, gt=0, description="GPU memory cap per actor (ONNX Runtime arenas); None: 0.85 x num_gpus x the card's memory."
