@@ -333,6 +333,9 @@ class ServeConfig(_Strict):
         "flight holds its own working memory in the replica's capped ONNX Runtime sessions: on a GPU, where ten replicas "
         "share a card, 2 made most pages fail on an H100 before arena release (README Serve); measure before raising it.",
     )
+    paddle_router: Literal["least_loaded", "power_of_two"] = Field(
+        "least_loaded", description="How a page picks its PaddleOCR replica: the shortest queue of all (pipeline/serve/routing.py), "
+        "or Serve's default, the shorter of two at random (idle replicas while others queue: README Serve).")
     paddle: AutoscalingConfig = AutoscalingConfig()
     vlm: AutoscalingConfig = AutoscalingConfig(target_ongoing_requests=64)
     ingress: AutoscalingConfig = AutoscalingConfig(target_ongoing_requests=32)

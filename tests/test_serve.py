@@ -219,6 +219,11 @@ def test_info_health_docs_and_browse(server, batch, inputs, ray_local):
     assert "PP-OCRv5" in info["engines"]["paddleocr"]["model"]
     assert info["engines"]["paddleocr"]["pages_per_call"] == 4 and info["engines"]["paddleocr"]["queued_pages"] == 0
     assert info["engines"]["paddleocr"]["concurrent_batches"] == 2
+    # every page above reached its PaddleOCR replica through the least-loaded router (pipeline/serve/routing.py)
+    from ray.serve.context import _get_global_client
+
+    deployment, _ = _get_global_client().get_deployment_info("PaddleReader", "hybridocr")
+    assert deployment.deployment_config.request_router_config.request_router_class.endswith("routing:LeastLoadedRouter")
     # on a CPU a replica reads with every CPU of its node, as Ray counts them where it runs
     assert info["engines"]["paddleocr"]["threads"] == int(ray_local.cluster_resources()["CPU"])
     assert "/v1/ocr" in requests.get(server + "/openapi.json", timeout=30).json()["paths"]

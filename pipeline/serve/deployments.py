@@ -20,6 +20,7 @@ from actors.vlm import gpu_bundle, max_in_flight
 from pipeline.config import RunConfig
 from pipeline.plan import inference_threads
 from pipeline.serve.batching import PageBatcher
+from pipeline.serve.routing import ROUTER
 
 
 # the batched reader's steps (actors/paddle_batched.py) that a Serve answer reports, each page's share of its call
@@ -163,6 +164,7 @@ def paddle_options(cfg: RunConfig) -> dict:
                                "target_ongoing_requests": a.target_ongoing_requests},
         # four times what the calls in flight hold (serve.paddle_concurrent_batches of them)
         "max_ongoing_requests": 4 * serve_batch_size(cfg, "gpu" if gpu else "cpu") * cfg.serve.paddle_concurrent_batches,
+        **({"request_router_config": {"request_router_class": ROUTER}} if cfg.serve.paddle_router == "least_loaded" else {}),
         "ray_actor_options": {"num_cpus": 1, "num_gpus": cfg.paddle.num_gpus if gpu else 0,
                               **({"accelerator_type": cfg.paddle.accelerator_type} if gpu and cfg.paddle.accelerator_type else {}),
                               **({"runtime_env": {"env_vars": env}} if env else {})},
