@@ -5,8 +5,8 @@ with fewer requests. With 10 replicas and ~30 pages in flight (concurrency 32), 
 its call is one of the two asked only 1 time in 5, so it often waits with nothing to read while others queue
 pages. `cluster/gpu-bench/routesim.py` (real Serve on a local Ray, an engine that sleeps as the H100's calls
 took: 0.24 s + 0.47 s a page; 4 ingress replicas holding each page 0.2 s; 10 replicas; concurrency 32) read
-14.3 pages a second with the replicas busy 86-87% of the time, as the H100's 0.70-0.74 × the pool
-suggested; with this router 14.8-14.9, busy 90-91%. A PaddleOCR replica reads every page that waited in one
+14.3-14.5 pages a second with the replicas busy 86-88% of the time, as the H100 did (841-854 a minute, 0.70-0.74 ×
+the pool); with this router 14.8-15.0, busy 90-91%. A PaddleOCR replica reads every page that waited in one
 call (pipeline/serve/batching.py), so an idle one should get the next page. This router ranks every replica by
 the queue lengths Serve already keeps (its cache, refreshed from the replicas' own answers) and sends the page
 to the shortest queue; ties are broken at random.
