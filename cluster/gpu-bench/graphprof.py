@@ -18,7 +18,6 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import multiprocessing as mp
 import os
@@ -144,28 +143,15 @@ def main() -> None:
 
     from actors.paddle_ocr import PaddleOcrPredictor
     from pipeline.config import load_config
-    from pipeline.prepare import prepare_page
-    from pipeline.serve.uploads import Upload, page_rows
+    from recprof import keep_rec_inputs, prepared_pages  # beside this script
 
     cfg = load_config(args.config, dict(s.split("=", 1) for s in args.set))
     predictor = PaddleOcrPredictor(cfg.model_dump())
     reader = predictor.read
-    pages = []
-    for path in sorted(glob.glob(os.path.join(args.pages, "*")))[: args.n]:
-        with Upload(open(path, "rb").read(), os.path.basename(path)) as upload:
-            _, rows = page_rows(upload, cfg, "1")
-            page = prepare_page(rows[0], cfg)
-            if page["error"] is None and page["engine"] == "":
-                pages.append(dict(page))
+    pages = prepared_pages(cfg, args.pages, args.n)
     kept: list = []
-    run_rec = reader._run_rec
-
-    def keep(x, valid, release=False):
-        kept.append({"image": x.copy(), "valid": valid.copy()})
-        return run_rec(x, valid, release)
-
     predictor(pd.DataFrame(pages))
-    reader._run_rec = keep
+    run_rec = keep_rec_inputs(reader, kept)
     predictor(pd.DataFrame(pages))
     reader._run_rec = run_rec
     model, config = str(reader.session.model), reader.session.engine_config

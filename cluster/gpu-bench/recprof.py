@@ -67,6 +67,34 @@ def profile(model, engine_config: dict, feeds: list[dict], prefix: str) -> dict:
             "by_op": top(by_op, 15), "nodes": top(nodes, 15)}
 
 
+def prepared_pages(cfg, pages_dir: str, n: int) -> list[dict]:
+    """The first page of up to `n` files in `pages_dir`, as a request's `prepare_page` makes it (OCR pages only)."""
+    from pipeline.prepare import prepare_page
+    from pipeline.serve.uploads import Upload, page_rows
+
+    pages = []
+    for path in sorted(glob.glob(os.path.join(pages_dir, "*")))[:n]:
+        with Upload(open(path, "rb").read(), os.path.basename(path)) as upload:
+            _, rows = page_rows(upload, cfg, "1")
+            page = prepare_page(rows[0], cfg)
+            if page["error"] is None and page["engine"] == "":
+                pages.append(dict(page))
+    return pages
+
+
+def keep_rec_inputs(reader, kept: list):
+    """From now on every recognition run of `reader` also appends its input (lines, masks) to `kept`; returns the
+    reader's own run, to put back."""
+    run_rec = reader._run_rec
+
+    def keep(x, valid, release=False):
+        kept.append({"image": x.copy(), "valid": valid.copy()})
+        return run_rec(x, valid, release)
+
+    reader._run_rec = keep
+    return run_rec
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pages")
@@ -81,8 +109,6 @@ def main() -> None:
     from actors.models import ctc_argmax_model, uint8_input_model
     from actors.paddle_ocr import PaddleOcrPredictor, onnx_engine_config
     from pipeline.config import load_config
-    from pipeline.prepare import prepare_page
-    from pipeline.serve.uploads import Upload, page_rows
 
     cfg = load_config(args.config, dict(s.split("=", 1) for s in args.set))
     out: dict = {"config": args.set}
@@ -90,21 +116,9 @@ def main() -> None:
     predictor = PaddleOcrPredictor(cfg.model_dump())
     out["predictor_s"] = round(time.perf_counter() - start, 2)
     reader = predictor.read
-    pages = []
-    for path in sorted(glob.glob(os.path.join(args.pages, "*")))[: args.n]:
-        with Upload(open(path, "rb").read(), os.path.basename(path)) as upload:
-            _, rows = page_rows(upload, cfg, "1")
-            page = prepare_page(rows[0], cfg)
-            if page["error"] is None and page["engine"] == "":
-                pages.append(dict(page))
+    pages = prepared_pages(cfg, args.pages, args.n)
     kept: list = []
-    run_rec = reader._run_rec
-
-    def keep(x, valid, release=False):
-        kept.append({"image": x.copy(), "valid": valid.copy()})
-        return run_rec(x, valid, release)
-
-    reader._run_rec = keep
+    run_rec = keep_rec_inputs(reader, kept)
     calls = {}
     for name, batch in (("page", pages[:1]), ("page_again", pages[:1]), ("call", pages), ("call_again", pages)):
         kept.clear()
