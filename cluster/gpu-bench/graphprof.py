@@ -1,6 +1,7 @@
-"""Would CUDA graphs help PaddleOCR's recogniser on a shared GPU? One process, then N at once; no Ray.
+"""What would make PaddleOCR's recogniser cheaper on a shared GPU? One process, then N at once; no Ray.
 
     python cluster/gpu-bench/graphprof.py PAGES_DIR [--config configs/gpu.yaml] [--pages-n 8] [--procs 10] [--seconds 20]
+        [--modes plain,graph,pow2,nhwc,fp16,nhwc+pow2]
 
 Reads `--pages-n` real pages in one call of the batch job's predictor and keeps every recognition run's input
 (the uint8 lines and their masks). Then, for the reader's own recogniser model (uint8 in, CTC argmax on the
@@ -9,8 +10,13 @@ device), in sessions of one input shape each, as the reader keeps them:
 - `graph`: the same model with each input's free dimensions fixed to the shape
   (`add_free_dimension_override_by_name`, so that shape computations fold away and every node can sit on
   the GPU), CUDA EP's `enable_cuda_graph`, inputs and outputs bound once on the device (IOBinding), so
-  that a run is one graph launch instead of hundreds of kernel launches and their waits.
-Each mode: its outputs against `plain`'s, one pass over the runs alone (median of 5), and then `--procs`
+  that a run is one graph launch instead of hundreds of kernel launches and their waits;
+- `pow2`: each run's rows cut to the next power of two (at least 4) above its lines, instead of the width's
+  limit (`paddle.rec_pad_rows: pow2`): does a run's time follow its rows, or is it a fixed cost per run?
+- `nhwc`: CUDA EP's `prefer_nhwc` (convolutions in channels-last layout);
+- `fp16`: the model converted to float16 inside (ONNX Runtime's own `float16` converter, inputs and
+  outputs kept as they are), Tensor Cores for the convolutions and matrix products.
+Flags combine with `+` (`nhwc+pow2`). Each mode: the share of its outputs equal to `plain`'s, one pass over the runs alone (median of 5), and then `--procs`
 processes (as many actors share a card) each passing over the runs for `--seconds`: runs a second in all.
 Prints one JSON object.
 """
@@ -30,11 +36,31 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 
+def fp16_model(model: str) -> str:
+    """The model with float16 inside (inputs and outputs as before), written beside the original once."""
+    out = model[: -len(".onnx")] + ".fp16.onnx"
+    if not os.path.exists(out):
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        onnx.save(convert_float_to_float16(onnx.load(model), keep_io_types=True), out)
+    return out
+
+
+def pow2_rows(feeds: dict) -> dict:
+    """The run with its rows cut to the next power of two (at least 4) above the rows that hold a line."""
+    lines = int(feeds["valid"].reshape(len(feeds["valid"]), -1).any(axis=1).sum())
+    rows = min(len(feeds["valid"]), max(4, 1 << max(lines - 1, 0).bit_length()))
+    return {k: v[:rows] for k, v in feeds.items()}
+
+
 class Runner:
-    """Sessions per input shape of one model, in `plain` or `graph` mode."""
+    """Sessions per input shape of one model; `mode`: flags joined by `+` (plain, graph, pow2, nhwc, fp16)."""
 
     def __init__(self, model: str, engine_config: dict, mode: str):
-        self.model, self.config, self.mode = model, engine_config, mode
+        self.flags = set(mode.split("+"))
+        self.model = fp16_model(model) if "fp16" in self.flags else model
+        self.config, self.mode = engine_config, "graph" if "graph" in self.flags else "plain"
         self.sessions: dict = {}
 
     def _session(self, feeds: dict):
@@ -47,6 +73,8 @@ class Runner:
         providers = self.config.get("providers", ["CPUExecutionProvider"])
         provider_options = [dict(o) for o in self.config.get("provider_options", [{}] * len(providers))]
         session = None
+        if "nhwc" in self.flags and providers[0] == "CUDAExecutionProvider":
+            provider_options[0]["prefer_nhwc"] = "1"
         if self.mode == "graph":
             probe = ort.InferenceSession(self.model, sess_options=ort.SessionOptions(), providers=["CPUExecutionProvider"])
             for inp in probe.get_inputs():
@@ -70,6 +98,8 @@ class Runner:
         return session, (binding, bound_in, bound_out)
 
     def __call__(self, feeds: dict) -> list:
+        if "pow2" in self.flags:
+            feeds = pow2_rows(feeds)
         key = tuple((k, v.shape) for k, v in sorted(feeds.items()))
         if key not in self.sessions:
             self.sessions[key] = self._session(feeds)
@@ -170,7 +200,13 @@ def main() -> None:
             outputs = [run(f) for f in runs]
             if reference is None:
                 reference = outputs
-            result["same_as_plain"] = all(np.array_equal(a[0], b[0]) for a, b in zip(outputs, reference))
+            same = [np.array_equal(a[0][: len(b[0])], b[0][: len(a[0])]) for a, b in zip(outputs, reference)]
+            result["same_as_plain"] = all(same)
+            result["runs_same_as_plain"] = f"{sum(same)}/{len(same)}"
+            result["rows"] = [len(o[0]) for o in outputs]
+            lines = [int(f["valid"].reshape(len(f["valid"]), -1).any(axis=1).sum()) for f in runs]
+            result["chars_same_as_plain"] = round(float(np.mean(np.concatenate(
+                [(a[0][:n] == b[0][:n]).ravel() for a, b, n in zip(outputs, reference, lines)]))), 5)
             times = []
             for _ in range(5):
                 start = time.perf_counter()
