@@ -138,7 +138,9 @@ class BatchedReader:
             det = uint8_input_model(path(det_runner), norm.alpha, norm.beta)
             self.det_session = ShapeSessions(det, engine_config, per_shape, max_sessions=12, shared_arena=shared_arena)
             rec = uint8_input_model(ctc_argmax_model(path(self.rec.runner)), [2 / 255] * 3, [-1.0] * 3, mask=True)
-            self.session = ShapeSessions(rec, engine_config, per_shape, max_sessions=24, shared_arena=shared_arena)
+            # every shape the reader makes (15 widths at their limit; with pow2 ~70) and room for halved runs
+            self.session = ShapeSessions(rec, engine_config, per_shape, max_sessions=max(24, len(self.rec_shape_plan()) + 8),
+                                         shared_arena=shared_arena)
         else:
             self.rec.runner = TimedRunner(self.rec.runner, self.timings, "rec_infer", True, self.max_width)
         self.det.runner = TimedRunner(det_runner, self.timings, "det_infer")

@@ -142,7 +142,8 @@ class PaddleConfig(_Strict):
         "auto",
         description="batched reader: the rows a short recognition batch (a call's last of its width) is padded to. "
         "limit: the most lines its width holds, one input shape per width; pow2: the next power of two, at least 4, "
-        "less padding but up to five shapes per width; auto: limit on a GPU, where every new shape costs set-up "
+        "less padding but up to five shapes per width (with session_per_shape each its own session, all warmed up: ~70 "
+        "with gpu.yaml against 15); auto: limit on a GPU, where every new shape costs set-up "
         "in each process (an H100 read a page alone in ~1.1 s with pow2 against 0.50 s with limit, 2026-12-06), "
         "pow2 on the CPU (single pages 1.6 x faster).",
     )
