@@ -38,7 +38,7 @@ sys.path.insert(0, ROOT)
 
 def fp16_model(model: str) -> str:
     """The model with float16 inside (inputs and outputs as before), written beside the original once."""
-    out = model[: -len(".onnx")] + ".fp16.onnx"
+    out = os.path.splitext(model)[0] + ".fp16.onnx"
     if not os.path.exists(out):
         import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
