@@ -47,10 +47,14 @@ def fp16_model(model: str) -> str:
     return out
 
 
+def line_rows(feeds: dict) -> int:
+    """The rows of a recognition run that hold a line (its mask marks pixels; padded rows have none)."""
+    return int(feeds["valid"].reshape(len(feeds["valid"]), -1).any(axis=1).sum())
+
+
 def pow2_rows(feeds: dict) -> dict:
     """The run with its rows cut to the next power of two (at least 4) above the rows that hold a line."""
-    lines = int(feeds["valid"].reshape(len(feeds["valid"]), -1).any(axis=1).sum())
-    rows = min(len(feeds["valid"]), max(4, 1 << max(lines - 1, 0).bit_length()))
+    rows = min(len(feeds["valid"]), max(4, 1 << max(line_rows(feeds) - 1, 0).bit_length()))
     return {k: v[:rows] for k, v in feeds.items()}
 
 
@@ -204,7 +208,7 @@ def main() -> None:
             result["same_as_plain"] = all(same)
             result["runs_same_as_plain"] = f"{sum(same)}/{len(same)}"
             result["rows"] = [len(o[0]) for o in outputs]
-            lines = [int(f["valid"].reshape(len(f["valid"]), -1).any(axis=1).sum()) for f in runs]
+            lines = [line_rows(f) for f in runs]
             result["chars_same_as_plain"] = round(float(np.mean(np.concatenate(
                 [(a[0][:n] == b[0][:n]).ravel() for a, b, n in zip(outputs, reference, lines)]))), 5)
             times = []
