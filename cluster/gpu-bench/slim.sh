@@ -15,6 +15,10 @@ grep -qx '/.device-slim/' "$top/.git/info/exclude" 2>/dev/null || echo '/.device
 cat "$top"/.device/p*/part.* | tar -xf - -C "$tmp"
 vllm_only='^(vllm|flashinfer_python|xgrammar|outlines_core|apache_tvm_ffi|llguidance|mistral_common|openai_harmony|pycountry|gguf|compressed_tensors|depyf|lm_format_enforcer|anthropic|openai|mcp)-'
 mapfile -t keep < <(cd "$tmp" && ls | grep -Ev "$vllm_only")
+# Ray's 32 MB Java jar is never loaded by a Python-only run (README item 1): without it the pack is 7 parts, not 8
+for w in "$tmp"/ray-*.whl; do
+  unzip -l "$w" ray/jars/ray_dist.jar >/dev/null 2>&1 && python3 "$top/cluster/gpu-bench/strip_wheel.py" "$w" ray/jars/ray_dist.jar
+done
 rm -rf "$out" && mkdir -p "$out/fin"
 (cd "$tmp" && sha256sum "${keep[@]}") > "$out/fin/SHA256SUMS"
 (cd "$tmp" && tar -cf - "${keep[@]}") | split -b 56M -d -a 2 - "$out/part."
