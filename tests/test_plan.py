@@ -77,6 +77,7 @@ def test_serve_replicas_on_a_gpu_get_the_batch_actors_threads():
     assert paddle_threads(cpu) == (cpu.paddle.cpu_threads or os.cpu_count())  # one replica reads with every core
     assert paddle_threads(cpu, 24) == (cpu.paddle.cpu_threads or 24)  # ... of its own node, counted there
     assert "runtime_env" not in paddle_options(cpu)["ray_actor_options"]  # not this machine's count
+    assert paddle_threads(cpu, 24, gpu=True) == (cpu.paddle.cpu_threads or int(cpu.paddle.num_cpus))  # as told
     # a replica takes as many requests as its batches in flight hold, four times over
     one, two = paddle_options(cpu), paddle_options(cpu.model_copy(update={"serve": cpu.serve.model_copy(update={"paddle_concurrent_batches": 2})}))
     assert (one["max_ongoing_requests"], two["max_ongoing_requests"]) == (4, 8)

@@ -146,11 +146,12 @@ def node_cpus() -> float:
     return os.cpu_count() or 1
 
 
-def paddle_threads(cfg: RunConfig, cpus: float | None = None) -> int:
+def paddle_threads(cfg: RunConfig, cpus: float | None = None, gpu: bool | None = None) -> int:
     """Inference threads of a PaddleReader replica: as the batch job's actors on a GPU (`paddle.num_cpus`:
     ten replicas with a thread per core each would fight over the node); on the CPU every core of its node
-    (`cpus`, default this machine's)."""
-    return inference_threads(cfg.paddle, paddle_on_gpu(cfg), cpus or os.cpu_count() or 1, 1)
+    (`cpus`, default this machine's). `gpu`: where the replicas read, when the caller knows it already."""
+    gpu = paddle_on_gpu(cfg) if gpu is None else gpu
+    return inference_threads(cfg.paddle, gpu, cpus or os.cpu_count() or 1, 1)
 
 
 def paddle_options(cfg: RunConfig) -> dict:
@@ -158,7 +159,7 @@ def paddle_options(cfg: RunConfig) -> dict:
     gpu = paddle_on_gpu(cfg)
     a = cfg.serve.paddle
     # on a GPU the threads are the config's; on the CPU the replica counts its node's cores itself
-    env = {"OMP_NUM_THREADS": str(paddle_threads(cfg))} if gpu else {}
+    env = {"OMP_NUM_THREADS": str(paddle_threads(cfg, gpu=gpu))} if gpu else {}
     return {
         "autoscaling_config": {"min_replicas": a.min_replicas, "max_replicas": a.max_replicas,
                                "target_ongoing_requests": a.target_ongoing_requests},
