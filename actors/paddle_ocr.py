@@ -195,7 +195,7 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None,
 
         engine_config = onnx_engine_config(cfg, device, threads) if cfg.engine == "onnxruntime" else None
         reader = BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size,
-                               pad_rows(cfg, device), per_shape(cfg, device), cfg.shared_arena)
+                               pad_rows(cfg, device), per_shape(cfg, device), cfg.shared_arena, cfg.rec_precision == "fp16")
         if warms_up(cfg, device):
             start = time.perf_counter()
             try:

@@ -147,6 +147,12 @@ class PaddleConfig(_Strict):
         "in each process (an H100 read a page alone in ~1.1 s with pow2 against 0.50 s with limit, 2026-12-06), "
         "pow2 on the CPU (single pages 1.6 x faster).",
     )
+    rec_precision: Literal["fp32", "fp16"] = Field(
+        "fp32",
+        description="batched reader with onnxruntime: fp16 runs the recogniser in float16 inside (ONNX Runtime's "
+        "converter; inputs and outputs stay as they are) for a GPU's Tensor Cores; scores and, rarely, a character "
+        "may differ from fp32. On the CPU it is slower: keep fp32 there.",
+    )
     session_per_shape: Optional[bool] = Field(
         None,
         description="batched reader with onnxruntime: one ONNX Runtime session per input shape of each model "

@@ -231,6 +231,27 @@ def test_a_session_per_input_shape_reads_alike(readers, eval_dir):
     assert shaped.det_session.created == made and [(l.text, l.box) for l in again[2]] == [(l.text, l.box) for l in got[0]]
 
 
+def test_a_float16_recogniser_reads_alike(readers, eval_dir):
+    """`paddle.rec_precision: fp16` (for a GPU's Tensor Cores): the recogniser's weights and arithmetic in float16,
+    its uint8 input and (index, probability) outputs as before; the same boxes, the text within a character or so."""
+    import onnx
+
+    batched, _ = readers
+    cfg = RunConfig(paddle={"reader": "batched", "rec_batch_size": 16, "rec_precision": "fp16"}).paddle
+    half = make_reader(load_paddleocr(cfg, "cpu", 2), cfg, "cpu", 2)
+    model = onnx.load(half.session.model)
+    assert {i.data_type for i in model.graph.initializer} >= {onnx.TensorProto.FLOAT16}
+    assert [i.type.tensor_type.elem_type for i in model.graph.input] == [onnx.TensorProto.UINT8] * 2
+    assert [o.type.tensor_type.elem_type for o in model.graph.output] == [onnx.TensorProto.INT64, onnx.TensorProto.FLOAT]
+    pages = [np.ascontiguousarray(np.asarray(Image.open(eval_dir / s / f).convert("RGB"))[:, :, ::-1]) for s, f, _, _ in SAMPLE]
+    got, expected = half(pages), batched(pages)
+    for mine, theirs in zip(got, expected):
+        assert [l.box for l in mine] == [l.box for l in theirs] and mine
+        text, ref = "".join(l.text for l in mine), "".join(l.text for l in theirs)
+        assert cer(text, ref) <= 0.01, (text, ref)
+        assert max(abs(a.score - b.score) for a, b in zip(mine, theirs)) < 0.02
+
+
 def test_both_readers_read_alike_from_two_threads_at_once(readers, eval_dir):
     """A Serve replica with `serve.paddle_concurrent_batches: 2` calls its reader from two threads at
     once: each thread's pages get the lines that a call alone gives them."""
