@@ -35,16 +35,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-
-def fp16_model(model: str) -> str:
-    """The model with float16 inside (inputs and outputs as before), written beside the original once."""
-    out = os.path.splitext(model)[0] + ".fp16.onnx"
-    if not os.path.exists(out):
-        import onnx
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-
-        onnx.save(convert_float_to_float16(onnx.load(model), keep_io_types=True), out)
-    return out
+from actors.models import float16_model  # noqa: E402
 
 
 def line_rows(feeds: dict) -> int:
@@ -63,7 +54,7 @@ class Runner:
 
     def __init__(self, model: str, engine_config: dict, mode: str):
         self.flags = set(mode.split("+"))
-        self.model = fp16_model(model) if "fp16" in self.flags else model
+        self.model = str(float16_model(model)) if "fp16" in self.flags else model  # as paddle.rec_precision: fp16
         self.config, self.mode = engine_config, "graph" if "graph" in self.flags else "plain"
         self.sessions: dict = {}
 
