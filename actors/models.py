@@ -148,6 +148,14 @@ def float16_model(onnx_path: str | os.PathLike) -> Path:
     return target
 
 
+def recogniser_model(onnx_path: str | os.PathLike, fp16: bool = False) -> Path:
+    """The batched reader's recogniser from paddleocr's: the CTC argmax on the device (`ctc_argmax_model`), float16
+    inside with `fp16` (`float16_model`, before the input scaling is added, so that stays float32), uint8 lines and
+    their mask in (`uint8_input_model`: PP-OCR's `x * 2/255 - 1`)."""
+    rec = ctc_argmax_model(onnx_path)
+    return uint8_input_model(float16_model(rec) if fp16 else rec, [2 / 255] * 3, [-1.0] * 3, mask=True)
+
+
 def uint8_input_model(onnx_path: str | os.PathLike, alpha, beta, mask: bool = False) -> Path:
     """A copy of an image model that takes the pixels as they are: uint8 `image` (N, H, W, C) in, the
     scaling `x * alpha[c] + beta[c]` and the move to (N, C, H, W) done in the graph.

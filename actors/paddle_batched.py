@@ -127,7 +127,7 @@ class BatchedReader:
 
         self.det_session = None
         if engine_config is not None and path(det_runner).is_file() and path(self.rec.runner).is_file():
-            from actors.models import ctc_argmax_model, float16_model, uint8_input_model
+            from actors.models import recogniser_model, uint8_input_model
             from actors.shape_sessions import ShapeSessions, shared_arena_config
 
             if shared_arena:  # one arena for both models' sessions, capped at the two arenas' caps together
@@ -137,8 +137,8 @@ class BatchedReader:
             norm = self.det.pre_tfs["Normalize"]  # per_shape: one session per input shape (actors/shape_sessions.py)
             det = uint8_input_model(path(det_runner), norm.alpha, norm.beta)
             self.det_session = ShapeSessions(det, engine_config, per_shape, max_sessions=12, shared_arena=shared_arena)
-            rec = ctc_argmax_model(path(self.rec.runner))
-            rec = uint8_input_model(float16_model(rec) if rec_fp16 else rec, [2 / 255] * 3, [-1.0] * 3, mask=True)
+            self.rec_source = path(self.rec.runner)  # paddleocr's recogniser, before the reader's changes
+            rec = recogniser_model(self.rec_source, rec_fp16)
             # every shape the reader makes (15 widths at their limit; with pow2 ~70) and room for halved runs
             self.session = ShapeSessions(rec, engine_config, per_shape, max_sessions=max(24, len(self.rec_shape_plan()) + 8),
                                          shared_arena=shared_arena)

@@ -196,6 +196,9 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None,
         engine_config = onnx_engine_config(cfg, device, threads) if cfg.engine == "onnxruntime" else None
         reader = BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size,
                                pad_rows(cfg, device), per_shape(cfg, device), cfg.shared_arena, cfg.rec_precision == "fp16")
+        if cfg.rec_precision == "fp16" and reader.session is None:
+            log.warning("paddle.rec_precision fp16 is ignored: it needs paddle.engine onnxruntime and ONNX models "
+                        "(this reader runs paddleocr's own engine, %s); the recogniser runs in float32", cfg.engine)
         if warms_up(cfg, device):
             start = time.perf_counter()
             try:
@@ -207,6 +210,9 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None,
                 log.warning("the warm-up failed after %.1f s (%s: %s); pages will set up their shapes "
                             "as they come", time.perf_counter() - start, type(e).__name__, str(e)[:300])
         return reader
+    if cfg.rec_precision == "fp16":
+        log.warning("paddle.rec_precision fp16 is ignored by paddleocr's own pipeline (paddle.reader %s on the %s); "
+                    "set paddle.reader: batched to read in float16", cfg.reader, device)
     return lambda pages: [_lines(r) for r in ocr.predict(pages)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -250,6 +251,14 @@ def test_a_float16_recogniser_reads_alike(readers, eval_dir):
         text, ref = "".join(l.text for l in mine), "".join(l.text for l in theirs)
         assert cer(text, ref) <= 0.01, (text, ref)
         assert max(abs(a.score - b.score) for a, b in zip(mine, theirs)) < 0.02
+
+
+def test_float16_where_it_cannot_apply_says_so(caplog):
+    """paddleocr's own pipeline has no float16 recogniser: asking for one is logged, not silently dropped."""
+    cfg = RunConfig(paddle={"reader": "pipeline", "rec_precision": "fp16"}).paddle
+    with caplog.at_level(logging.WARNING, logger="actors.paddle_ocr"):
+        make_reader(None, cfg, "cpu")
+    assert "rec_precision fp16 is ignored" in caplog.text and "paddle.reader: batched" in caplog.text
 
 
 def test_both_readers_read_alike_from_two_threads_at_once(readers, eval_dir):

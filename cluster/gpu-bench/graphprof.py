@@ -14,8 +14,9 @@ device), in sessions of one input shape each, as the reader keeps them:
 - `pow2`: each run's rows cut to the next power of two (at least 4) above its lines, instead of the width's
   limit (`paddle.rec_pad_rows: pow2`): does a run's time follow its rows, or is it a fixed cost per run?
 - `nhwc`: CUDA EP's `prefer_nhwc` (convolutions in channels-last layout);
-- `fp16`: the model converted to float16 inside (ONNX Runtime's own `float16` converter, inputs and
-  outputs kept as they are), Tensor Cores for the convolutions and matrix products.
+- `fp16`: the model converted to float16 inside as the reader builds it with `paddle.rec_precision: fp16`
+  (`actors.models.recogniser_model`: ONNX Runtime's own converter, inputs and outputs kept as they are),
+  Tensor Cores for the convolutions and matrix products.
 Flags combine with `+` (`nhwc+pow2`). Each mode: the share of its outputs equal to `plain`'s, one pass over the runs alone (median of 5), and then `--procs`
 processes (as many actors share a card) each passing over the runs for `--seconds`: runs a second in all.
 Prints one JSON object.
@@ -35,7 +36,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from actors.models import float16_model  # noqa: E402
+from actors.models import recogniser_model  # noqa: E402
 
 
 def line_rows(feeds: dict) -> int:
@@ -52,9 +53,10 @@ def pow2_rows(feeds: dict) -> dict:
 class Runner:
     """Sessions per input shape of one model; `mode`: flags joined by `+` (plain, graph, pow2, nhwc, fp16)."""
 
-    def __init__(self, model: str, engine_config: dict, mode: str):
+    def __init__(self, model: str, engine_config: dict, mode: str, source: str | None = None):
         self.flags = set(mode.split("+"))
-        self.model = str(float16_model(model)) if "fp16" in self.flags else model  # as paddle.rec_precision: fp16
+        # fp16: built from paddleocr's recogniser (`source`) as the reader builds it with paddle.rec_precision: fp16
+        self.model = str(recogniser_model(source, fp16=True)) if "fp16" in self.flags else model
         self.config, self.mode = engine_config, "graph" if "graph" in self.flags else "plain"
         self.sessions: dict = {}
 
@@ -108,19 +110,19 @@ class Runner:
         return [o.numpy() for o in bound_out]
 
 
-def _load(path: str) -> tuple[str, dict, list[dict]]:
+def _load(path: str) -> tuple[str, dict, list[dict], str]:
     import numpy as np
 
     meta = json.load(open(path + ".json"))
     arrays = np.load(path + ".npz")
     runs = [{"image": arrays[f"image{i}"], "valid": arrays[f"valid{i}"]} for i in range(meta["runs"])]
-    return meta["model"], meta["engine_config"], runs
+    return meta["model"], meta["engine_config"], runs, meta["source"]
 
 
 def _worker(path: str, mode: str, seconds: float, barrier, results) -> None:
-    model, config, runs = _load(path)
+    model, config, runs, source = _load(path)
     try:
-        run = Runner(model, config, mode)
+        run = Runner(model, config, mode, source)
         for feeds in runs:
             run(feeds)
         run(runs[0])
@@ -179,19 +181,19 @@ def main() -> None:
     run_rec = keep_rec_inputs(reader, kept)
     predictor(pd.DataFrame(pages))
     reader._run_rec = run_rec
-    model, config = str(reader.session.model), reader.session.engine_config
+    model, config, source = str(reader.session.model), reader.session.engine_config, str(reader.rec_source)
     config = {k: v for k, v in config.items() if k != "session_config"}  # no shared env arena in these processes
     out: dict = {"pages": len(pages), "runs": [list(f["image"].shape) for f in kept], "model": model}
     path = os.path.join(tempfile.mkdtemp(prefix="graphprof-"), "runs")
     np.savez(path + ".npz", **{f"{k}{i}": f[k] for i, f in enumerate(kept) for k in ("image", "valid")})
-    json.dump({"model": model, "engine_config": config, "runs": len(kept)}, open(path + ".json", "w"))
+    json.dump({"model": model, "source": source, "engine_config": config, "runs": len(kept)}, open(path + ".json", "w"))
     del predictor, reader
-    _, _, runs = _load(path)
+    _, _, runs, _ = _load(path)
     reference = None
     for mode in args.modes.split(","):
         result: dict = {}
         try:
-            run = Runner(model, config, mode)
+            run = Runner(model, config, mode, source)
             outputs = [run(f) for f in runs]
             if reference is None:
                 reference = outputs
