@@ -126,6 +126,7 @@ class BatchedReader:
             return Path(getattr(runner, "model_dir", "")) / f"{getattr(runner, 'model_file_prefix', 'inference')}.onnx"
 
         self.det_session = None
+        self.rec_fp16 = False  # the recogniser runs in float16 (`paddle.rec_precision`): only in its own session
         if engine_config is not None and path(det_runner).is_file() and path(self.rec.runner).is_file():
             from actors.models import recogniser_model, uint8_input_model
             from actors.shape_sessions import ShapeSessions, shared_arena_config
@@ -139,6 +140,7 @@ class BatchedReader:
             self.det_session = ShapeSessions(det, engine_config, per_shape, max_sessions=12, shared_arena=shared_arena)
             self.rec_source = path(self.rec.runner)  # paddleocr's recogniser, before the reader's changes
             rec = recogniser_model(self.rec_source, rec_fp16)
+            self.rec_fp16 = rec_fp16
             # every shape the reader makes (15 widths at their limit; with pow2 ~70) and room for halved runs
             self.session = ShapeSessions(rec, engine_config, per_shape, max_sessions=max(24, len(self.rec_shape_plan()) + 8),
                                          shared_arena=shared_arena)

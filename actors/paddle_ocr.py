@@ -54,8 +54,9 @@ def resolve_device(cfg: PaddleConfig) -> str:
     return cfg.device
 
 
-def model_label(cfg: PaddleConfig, device: str) -> str:
-    return f"{cfg.det_model}+{cfg.rec_model} ({cfg.engine}, {device})"
+def model_label(cfg: PaddleConfig, device: str, rec_fp16: bool = False) -> str:
+    """The rows' `model`: the two models, the engine, the device, and a recogniser read in float16."""
+    return f"{cfg.det_model}+{cfg.rec_model} ({cfg.engine}, {device}{', rec fp16' if rec_fp16 else ''})"
 
 
 @functools.lru_cache(maxsize=1)
@@ -172,6 +173,11 @@ def warms_up(cfg: PaddleConfig, device: str) -> bool:
     return cfg.warm_up if cfg.warm_up is not None else device == "gpu"
 
 
+def rec_fp16(cfg: PaddleConfig, device: str) -> bool:
+    """`paddle.rec_precision` on `device`: auto is float16 on a GPU, where Tensor Cores run it."""
+    return cfg.rec_precision == "fp16" or (cfg.rec_precision == "auto" and device == "gpu")
+
+
 def per_shape(cfg: PaddleConfig, device: str) -> bool:
     """`paddle.session_per_shape` on `device`: None is on a GPU, where a convolution re-plans on every change of shape."""
     return cfg.session_per_shape if cfg.session_per_shape is not None else device == "gpu"
@@ -195,7 +201,7 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None,
 
         engine_config = onnx_engine_config(cfg, device, threads) if cfg.engine == "onnxruntime" else None
         reader = BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size,
-                               pad_rows(cfg, device), per_shape(cfg, device), cfg.shared_arena, cfg.rec_precision == "fp16")
+                               pad_rows(cfg, device), per_shape(cfg, device), cfg.shared_arena, rec_fp16(cfg, device))
         if cfg.rec_precision == "fp16" and reader.session is None:
             log.warning("paddle.rec_precision fp16 is ignored: it needs paddle.engine onnxruntime and ONNX models "
                         "(this reader runs paddleocr's own engine, %s); the recogniser runs in float32", cfg.engine)
@@ -310,6 +316,7 @@ class PaddleOcrPredictor:
         imported = time.perf_counter()
         self.ocr, self.read = load_reader(self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads,
                                            self.cfg.render.dpi)
+        self.model = model_label(self.cfg.paddle, self.device, getattr(self.read, "rec_fp16", False))
         models = time.perf_counter()
         providers = structure_providers(self.cfg.paddle, self.device)
         self.structure = PageStructure(self.cfg.layout, providers, cpu_threads or self.cfg.paddle.cpu_threads)

@@ -14,8 +14,8 @@ from PIL import Image
 from actors.models import bundled_model_dir, ctc_argmax_model
 from actors.paddle_batched import BatchedReader, pad_to_multiple, pipeline_parts, width_bucket
 from actors.page_structure import PageStructure
-from actors.paddle_ocr import (load_paddleocr, load_reader, make_reader, onnx_engine_config, pad_rows, paper_pixels, per_shape,
-                               structure_providers, warms_up)
+from actors.paddle_ocr import (load_paddleocr, load_reader, make_reader, model_label, onnx_engine_config, pad_rows, paper_pixels,
+                               per_shape, rec_fp16, structure_providers, warms_up)
 from pipeline.bench import pool_rate
 from pipeline.config import LayoutConfig, PaddleConfig, RunConfig
 from pipeline.job import run_job
@@ -259,6 +259,12 @@ def test_float16_where_it_cannot_apply_says_so(caplog):
     with caplog.at_level(logging.WARNING, logger="actors.paddle_ocr"):
         make_reader(None, cfg, "cpu")
     assert "rec_precision fp16 is ignored" in caplog.text and "paddle.reader: batched" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="actors.paddle_ocr"):  # auto asks for nothing it cannot have
+        make_reader(None, RunConfig(paddle={"reader": "pipeline"}).paddle, "gpu")
+    assert "rec_precision" not in caplog.text
+    auto, fp32 = RunConfig().paddle, RunConfig(paddle={"rec_precision": "fp32"}).paddle
+    assert (rec_fp16(auto, "gpu"), rec_fp16(auto, "cpu"), rec_fp16(fp32, "gpu")) == (True, False, False)
 
 
 def test_both_readers_read_alike_from_two_threads_at_once(readers, eval_dir):
@@ -285,9 +291,12 @@ def test_on_a_gpu_paddleocrs_own_models_stay_on_the_cpu(readers, eval_dir):
     _, det, rec = pipeline_parts(ocr)
     assert isinstance(read, BatchedReader) and read.session is not None and read.det_session is not None
     assert det.device == "cpu" and rec.device == "cpu"
+    assert read.rec_fp16 and not readers[0].rec_fp16  # rec_precision auto: float16 on a GPU, float32 on the CPU
+    assert model_label(cfg, "gpu", read.rec_fp16).endswith("(onnxruntime, gpu, rec fp16)")
     page = np.ascontiguousarray(np.asarray(Image.open(eval_dir / SAMPLE[0][0] / SAMPLE[0][1]).convert("RGB"))[:, :, ::-1])
     mine, theirs = read([page])[0], readers[0]([page])[0]
-    assert len(mine) >= 5 and [l.text for l in mine] == [l.text for l in theirs]
+    assert len(mine) >= 5 and [l.box for l in mine] == [l.box for l in theirs]
+    assert cer("".join(l.text for l in mine), "".join(l.text for l in theirs)) <= 0.01
 
 
 def test_ray_job_with_batched_reader(eval_dir, ray_local, tmp_path):
