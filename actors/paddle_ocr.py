@@ -203,8 +203,8 @@ def make_reader(ocr, cfg: PaddleConfig, device: str, threads: int | None = None,
         reader = BatchedReader(ocr, cfg.rec_batch_size, cfg.det_pad, cfg.rec_score_thresh, engine_config, cfg.det_batch_size,
                                pad_rows(cfg, device), per_shape(cfg, device), cfg.shared_arena, rec_fp16(cfg, device))
         if cfg.rec_precision == "fp16" and reader.session is None:
-            log.warning("paddle.rec_precision fp16 is ignored: it needs paddle.engine onnxruntime and ONNX models "
-                        "(this reader runs paddleocr's own engine, %s); the recogniser runs in float32", cfg.engine)
+            log.warning("paddle.rec_precision fp16 is ignored: it needs paddle.engine onnxruntime and the models' "
+                        ".onnx files (engine here: %s); the recogniser runs in float32", cfg.engine)
         if warms_up(cfg, device):
             start = time.perf_counter()
             try:
