@@ -13,7 +13,7 @@
 # started vLLM before), so that the runs after it start alike; torch.compile itself runs on every start
 # (VLLM_DISABLE_COMPILE_CACHE=1). Its time is the cold start of raw vLLM on this machine.
 # Each bench step writes $OUT/NAME.log (the bench's whole output, live) and $OUT/NAME.tgz
-# (json, nvidia-smi trace, report.md/json, per-row CSV, grep of the driver and Ray logs).
+# (json, nvidia-smi trace, report.md/json, per-row CSV, each page's text (K_texts.jsonl.gz, for CER between two runs), grep of the driver and Ray logs).
 # CALL_LIMIT (default 590 s): no bench is given more than what is left of it (less 35 s to pack up).
 set -uo pipefail
 START=$(date +%s)

@@ -3,6 +3,7 @@
     python3 post.py NAME STAGE_DIR     (run with PYTHONPATH=/root/site:.gpu-snap)
 """
 import glob
+import gzip
 import json
 import os
 import sys
@@ -38,6 +39,10 @@ for k, d in enumerate(dirs):
     try:
         rows = read_pages(d, COLS).to_pandas()
         rows.to_csv(st / f"{k}_rows.csv", index=False)
+        # each page's text, so that two runs' readings compare page by page (CER), not only their confidences
+        with gzip.open(st / f"{k}_texts.jsonl.gz", "wt", encoding="utf-8") as f:
+            for row in read_pages(d, ["page_id", "text"]).to_pylist():
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"post: {d}: {len(rows)} rows; engines {rows['engine'].value_counts().to_dict()}; "
               f"errors {int(rows['error'].notna().sum())}")
     except Exception as e:
