@@ -308,7 +308,6 @@ class PaddleOcrPredictor:
         self.skip_routes = set(skip_routes)
         self.keep_pixels_below = keep_pixels_below
         self.device = resolve_device(self.cfg.paddle)
-        self.model = model_label(self.cfg.paddle, self.device)
         self.node = this_node()
         lean_paddleocr_imports()  # as load_paddleocr does, before paddleocr's import
         import paddleocr  # noqa: F401  (timed on its own: most of an actor's start on a CPU)
@@ -316,7 +315,7 @@ class PaddleOcrPredictor:
         imported = time.perf_counter()
         self.ocr, self.read = load_reader(self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads,
                                            self.cfg.render.dpi)
-        self.model = model_label(self.cfg.paddle, self.device, getattr(self.read, "rec_fp16", False))
+        self.model = model_label(self.cfg.paddle, self.device, getattr(self.read, "rec_fp16", False))  # rows' `model`
         models = time.perf_counter()
         providers = structure_providers(self.cfg.paddle, self.device)
         self.structure = PageStructure(self.cfg.layout, providers, cpu_threads or self.cfg.paddle.cpu_threads)

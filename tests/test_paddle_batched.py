@@ -295,8 +295,8 @@ def test_on_a_gpu_paddleocrs_own_models_stay_on_the_cpu(readers, eval_dir):
     assert model_label(cfg, "gpu", read.rec_fp16).endswith("(onnxruntime, gpu, rec fp16)")
     page = np.ascontiguousarray(np.asarray(Image.open(eval_dir / SAMPLE[0][0] / SAMPLE[0][1]).convert("RGB"))[:, :, ::-1])
     mine, theirs = read([page])[0], readers[0]([page])[0]
-    assert len(mine) >= 5 and [l.box for l in mine] == [l.box for l in theirs]
-    assert cer("".join(l.text for l in mine), "".join(l.text for l in theirs)) <= 0.01
+    assert len(mine) >= 5 and [l.text for l in mine] == [l.text for l in theirs]
+    assert [l.box for l in mine] == [l.box for l in theirs]
 
 
 def test_ray_job_with_batched_reader(eval_dir, ray_local, tmp_path):

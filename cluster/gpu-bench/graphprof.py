@@ -53,7 +53,7 @@ def pow2_rows(feeds: dict) -> dict:
 class Runner:
     """Sessions per input shape of one model; `mode`: flags joined by `+` (plain, graph, pow2, nhwc, fp16)."""
 
-    def __init__(self, model: str, engine_config: dict, mode: str, source: str | None = None):
+    def __init__(self, model: str, engine_config: dict, mode: str, source: str):
         self.flags = set(mode.split("+"))
         # fp16: built from paddleocr's recogniser (`source`) as the reader builds it with paddle.rec_precision: fp16
         self.model = str(recogniser_model(source, fp16=True)) if "fp16" in self.flags else model

@@ -37,12 +37,12 @@ for k, d in enumerate(dirs):
     except Exception as e:  # a killed run: partial output
         print(f"post: report of {d} failed: {type(e).__name__}: {e}")
     try:
-        rows = read_pages(d, COLS).to_pandas()
-        rows.to_csv(st / f"{k}_rows.csv", index=False)
+        rows = read_pages(d, COLS + ["text"]).to_pandas()
+        rows.drop(columns="text").to_csv(st / f"{k}_rows.csv", index=False)
         # each page's text, so that two runs' readings compare page by page (CER), not only their confidences
         with gzip.open(st / f"{k}_texts.jsonl.gz", "wt", encoding="utf-8") as f:
-            for row in read_pages(d, ["page_id", "text"]).to_pylist():
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            for page_id, text in zip(rows["page_id"], rows["text"]):
+                f.write(json.dumps({"page_id": page_id, "text": text}, ensure_ascii=False) + "\n")
         print(f"post: {d}: {len(rows)} rows; engines {rows['engine'].value_counts().to_dict()}; "
               f"errors {int(rows['error'].notna().sum())}")
     except Exception as e:
