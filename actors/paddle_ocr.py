@@ -316,6 +316,8 @@ class PaddleOcrPredictor:
         self.ocr, self.read = load_reader(self.cfg.paddle, self.device, cpu_threads or self.cfg.paddle.cpu_threads,
                                            self.cfg.render.dpi)
         self.model = model_label(self.cfg.paddle, self.device, getattr(self.read, "rec_fp16", False))  # rows' `model`
+        # the batched reader's seconds by step, added up; the page structure's (layout, tables) join them as `structure`
+        self.timings = getattr(self.read, "timings", None)
         models = time.perf_counter()
         providers = structure_providers(self.cfg.paddle, self.device)
         self.structure = PageStructure(self.cfg.layout, providers, cpu_threads or self.cfg.paddle.cpu_threads)
@@ -359,7 +361,10 @@ class PaddleOcrPredictor:
                 page = PageStructure(self.cfg.layout.model_copy(update={"regions": "off", "tables": "off"}))(None, result, batch.at[i, "route"])
                 page.warnings.append(f"structure_failed: layout/table models failed on this page ({type(e).__name__}: "
                                      f"{str(e)[:200]}); its lines are in plain reading order; report it with the page")
-            batch.at[i, "seconds_ocr"] = per_page + time.perf_counter() - t0
+            structure_s = time.perf_counter() - t0
+            if self.timings is not None:
+                self.timings["structure"] += structure_s
+            batch.at[i, "seconds_ocr"] = per_page + structure_s
             if page.warnings:
                 add_warnings(batch, i, page.warnings)
             conf = confidence(result)

@@ -304,3 +304,24 @@ def test_ray_job_with_batched_reader(eval_dir, ray_local, tmp_path):
     run_job(inputs, tmp_path, RunConfig(paddle={"reader": "batched", "batch_size": 2}))
     rows = read_pages(tmp_path).to_pylist()
     assert len(rows) == 2 and all(r["error"] is None and r["engine"] == "paddleocr" and r["text"] for r in rows)
+
+
+def test_the_predictor_adds_its_page_structure_to_the_readers_steps(tmp_path):
+    """Serve's answers and `bench --serve` split a call's seconds by step: the batched reader's, and then the page
+    structure's (layout and tables, run by the predictor after OCR) as `structure`, in the same dict."""
+    import pandas as pd
+
+    from actors.paddle_ocr import PaddleOcrPredictor
+    from tests.conftest import text_images
+
+    (path,) = text_images(tmp_path, 1)
+    image = np.asarray(Image.open(path).convert("RGB"))
+    row = {"page_id": "d:0", "route": "horizontal", "engine": "", "error": None, "image": image.tobytes(),
+           "width": image.shape[1], "height": image.shape[0]}
+    predictor = PaddleOcrPredictor(RunConfig(paddle={"reader": "batched"}).model_dump(), cpu_threads=2)
+    assert predictor.timings is predictor.read.timings
+    out = predictor(pd.DataFrame([row]))
+    steps = predictor.timings
+    assert out.at[0, "error"] is None and "page 0 line 0" in out.at[0, "text"].lower()
+    assert steps["rec_infer"] > 0 and steps["structure"] > 0  # the CDLA layout ran on the page's lines
+    assert out.at[0, "seconds_ocr"] >= steps["structure"]

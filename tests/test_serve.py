@@ -219,6 +219,7 @@ def test_info_health_docs_and_browse(server, batch, inputs, ray_local):
     assert "PP-OCRv5" in info["engines"]["paddleocr"]["model"]
     assert info["engines"]["paddleocr"]["pages_per_call"] == 4 and info["engines"]["paddleocr"]["queued_pages"] == 0
     assert info["engines"]["paddleocr"]["concurrent_batches"] == 2
+    assert info["engines"]["paddleocr"]["cuda_mps"] is None  # a CPU replica: CUDA MPS does not apply
     # every page above reached its PaddleOCR replica through the least-loaded router (pipeline/serve/routing.py)
     from ray.serve.context import _get_global_client
 

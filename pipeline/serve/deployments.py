@@ -12,9 +12,12 @@ import asyncio
 import os
 import time
 
+import logging
+
 import pandas as pd
 from ray import serve
 
+from actors.cuda_sync import mps_active
 from actors.paddle_ocr import PaddleOcrPredictor, resolve_device
 from actors.vlm import gpu_bundle, max_in_flight
 from pipeline.config import RunConfig
@@ -22,9 +25,11 @@ from pipeline.plan import inference_threads
 from pipeline.serve.batching import PageBatcher
 from pipeline.serve.routing import ROUTER
 
+log = logging.getLogger(__name__)
 
-# the batched reader's steps (actors/paddle_batched.py) that a Serve answer reports, each page's share of its call
-STEPS = ("det", "det_infer", "crop", "rec", "rec_infer")
+# the batched reader's steps (actors/paddle_batched.py) and the page structure after them (layout, tables:
+# actors/paddle_ocr.py) that a Serve answer reports, each page's share of its call
+STEPS = ("det", "det_infer", "crop", "rec", "rec_infer", "structure")
 
 
 def step_seconds(steps: dict | None, before: dict) -> dict:
@@ -50,6 +55,12 @@ class PaddleReader:
         self.predictor = PaddleOcrPredictor(config, cpu_threads=self.threads)
         self.pages_per_call = serve_batch_size(self.cfg, self.predictor.device)
         self.concurrent_batches = self.cfg.serve.paddle_concurrent_batches
+        # replicas sharing a card: their small calls gain most from CUDA MPS (actors/cuda_sync.py, README "Serve")
+        self.cuda_mps = mps_active() if self.predictor.device == "gpu" else None
+        if self.cuda_mps is False and self.cfg.paddle.num_gpus < 1:
+            log.warning("PaddleReader shares its GPU (%s of it) without CUDA MPS: its calls and the other replicas' take "
+                        "the card in turns. Start `nvidia-cuda-mps-control -d` on GPU nodes before Ray (README \"Serve\": "
+                        "1.14-1.42 x the pages at concurrency 32 on an H100)", self.cfg.paddle.num_gpus)
         from ray.serve import metrics
 
         # Serve's batching for Prometheus: small calls cost GPU time a page (README "Serve", H100 runs)
@@ -85,7 +96,7 @@ class PaddleReader:
     def info(self) -> dict:
         counts = getattr(self.predictor.read, "counts", {})
         return {"model": self.predictor.model, "device": self.predictor.device, "pages_per_call": self.pages_per_call,
-                "concurrent_batches": self.concurrent_batches, "threads": self.threads,
+                "concurrent_batches": self.concurrent_batches, "threads": self.threads, "cuda_mps": self.cuda_mps,
                 "queued_pages": self.read_batch.queued(),
                 # runs repeated after a capped ONNX Runtime arena gave back its free regions, and batches read in
                 # halves because they did not fit its cap even then (actors/arena.py)

@@ -60,8 +60,8 @@ def send_load(url: str, files: list[str], concurrency: int, timeout: float = 600
 
 def batching(read: list[dict]) -> dict:
     """Serve's batching as the pages PaddleOCR read saw it: pages per call, OCR seconds per page in those calls,
-    each step's seconds per page (`ocr_steps`: the batched reader's det, crop, rec and their inference; `call`:
-    the whole predictor call, with page structure), and the p50 of the wait in a replica for a call."""
+    each step's seconds per page (`ocr_steps`: the batched reader's det, crop, rec and their inference, then the
+    page structure: layout and tables; `call`: the whole predictor call), and the p50 of the wait in a replica for a call."""
     if not read:
         return {"pages_per_call": None, "ocr_seconds_per_page": None, "ocr_steps_per_page": None, "p50_queued_seconds": None}
     keys = sorted({k for p in read for k in (p.get("ocr_steps") or {})})
