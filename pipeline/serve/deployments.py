@@ -9,10 +9,9 @@ requests (pipeline/serve/batching.py); `VlmReader` holds a `VlmPredictor` (actor
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
-
-import logging
 
 import pandas as pd
 from ray import serve
