@@ -18,7 +18,7 @@ driver API sets (`cuDevicePrimaryCtxSetFlags`), best before the context exists: 
 `mps_active()`: whether this process's CUDA would go through CUDA's Multi-Process Service (the control
 daemon's pipe is where a CUDA client looks for it). Under MPS the small kernels of several processes on one card
 run side by side instead of in turns; on an H100 (2026-12-07, README "Serve") it raised Serve's PaddleOCR rate at
-concurrency 32 1.14 x with 10 replicas and 1.42 x with 16. The daemon is machine-wide: hybridocr never starts it.
+concurrency 32 1.14 x with 10 replicas and 1.42-1.47 x with 16. The daemon is machine-wide: hybridocr never starts it.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ class PaddleReader:
         if self.cuda_mps is False and self.cfg.paddle.num_gpus < 1:
             log.warning("PaddleReader shares its GPU (%s of it) without CUDA MPS: its calls and the other replicas' take "
                         "the card in turns. Start `nvidia-cuda-mps-control -d` on GPU nodes before Ray (README \"Serve\": "
-                        "1.14-1.42 x the pages at concurrency 32 on an H100)", self.cfg.paddle.num_gpus)
+                        "1.14-1.47 x the pages at concurrency 32 on an H100)", self.cfg.paddle.num_gpus)
         from ray.serve import metrics
 
         # Serve's batching for Prometheus: small calls cost GPU time a page (README "Serve", H100 runs)
