@@ -16,7 +16,7 @@ driver API sets (`cuDevicePrimaryCtxSetFlags`), best before the context exists: 
 `set_schedule` before its first GPU session. No driver (a CPU machine) or an error: nothing is changed.
 
 `mps_active()`: whether this process's CUDA would go through CUDA's Multi-Process Service (the control
-daemon's pipe is where a CUDA client looks for it). Under MPS the small kernels of several processes on one card
+daemon's `control` socket is where a CUDA client looks for it). Under MPS the small kernels of several processes on one card
 run side by side instead of in turns; on an H100 (2026-12-07, README "Serve") it raised Serve's PaddleOCR rate at
 concurrency 32 1.14 x with 10 replicas and 1.42-1.47 x with 16. The daemon is machine-wide: hybridocr never starts it.
 """
@@ -90,7 +90,7 @@ def schedule_of(ordinal: int = 0) -> str | None:
 
 
 def mps_pipe_dir() -> str:
-    """Where a CUDA client looks for the MPS control daemon's pipe (CUDA's default unless the environment moves it)."""
+    """Where a CUDA client looks for the MPS control daemon's socket (CUDA's default unless the environment moves it)."""
     return os.environ.get("CUDA_MPS_PIPE_DIRECTORY") or "/tmp/nvidia-mps"
 
 

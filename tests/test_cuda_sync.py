@@ -27,15 +27,16 @@ def test_the_schedule_is_checked_and_a_machine_without_a_driver_is_left_alone():
 
 
 def test_mps_is_seen_where_cuda_looks_for_its_daemon(tmp_path, monkeypatch):
-    """A CUDA client goes through MPS when the control daemon's pipe is in its pipe directory
-    (CUDA_MPS_PIPE_DIRECTORY, else /tmp/nvidia-mps): the pipe the daemon makes there, not a process name."""
-    import os
+    """A CUDA client goes through MPS when the control daemon listens in its pipe directory
+    (CUDA_MPS_PIPE_DIRECTORY, else /tmp/nvidia-mps): the `control` socket the daemon makes there, not a process name."""
+    import socket
 
     from actors.cuda_sync import mps_active, mps_pipe_dir
 
     monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(tmp_path))
     assert mps_pipe_dir() == str(tmp_path) and not mps_active()
-    os.mkfifo(tmp_path / "control")  # what `nvidia-cuda-mps-control -d` leaves there
-    assert mps_active()
+    with socket.socket(socket.AF_UNIX) as control:  # as `nvidia-cuda-mps-control -d` listens there
+        control.bind(str(tmp_path / "control"))
+        assert mps_active()
     monkeypatch.delenv("CUDA_MPS_PIPE_DIRECTORY")
     assert mps_pipe_dir() == "/tmp/nvidia-mps"
