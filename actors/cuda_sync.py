@@ -7,7 +7,7 @@ the card shares among them in turns: on an H100 at Serve concurrency 32 every re
 had what was left of 16 cores. `blocking` lets a waiting thread sleep until the GPU is done (a wake-up of
 microseconds per wait); `yield` spins but gives the core up to any other runnable thread.
 
-Measured on an H100 (2026-12-06, README "Serve"): with `blocking` each Serve replica used 30-45% of a core
+Measured on an H100 (2026-12-06, cluster/gpu-bench/SERVE.md): with `blocking` each Serve replica used 30-45% of a core
 instead of ~100%, but the batch job's pool of 10 actors read 1,158 and 1,162 pages/min against 1,309 with
 `auto`: the waits' wake-ups cost more than the cores gave back. So `auto` stays the default (`paddle.cuda_schedule`).
 
@@ -17,7 +17,7 @@ driver API sets (`cuDevicePrimaryCtxSetFlags`), best before the context exists: 
 
 `mps_active()`: whether this process's CUDA would go through CUDA's Multi-Process Service (the control
 daemon's `control` socket is where a CUDA client looks for it). Under MPS the small kernels of several processes on one card
-run side by side instead of in turns; on an H100 (2026-12-07, README "Serve") it raised Serve's PaddleOCR rate at
+run side by side instead of in turns; on an H100 (2026-12-07, README "Online: Ray Serve") it raised Serve's PaddleOCR rate at
 concurrency 32 1.14 x with 10 replicas and 1.42-1.47 x with 16. The daemon is machine-wide: hybridocr never starts it.
 """
 

@@ -14,7 +14,7 @@ runs passes `release=True`, which gives that arena's free regions back (ONNX Run
 the end of the run itself: a separate shrinking run would change the shape and cost a plan), so at most
 one session holds activations at a time. Or, with `shared_arena`, every session of the process allocates from
 one arena registered with ONNX Runtime's environment (`create_and_register_allocator_v2`) under one cap, and
-nothing is released between runs (an H100 measured the release at ~30% of recognition: README "Serve").
+nothing is released between runs (an H100 measured the release at ~30% of recognition: cluster/gpu-bench/SERVE.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 Runs on any machine (no GPU, no models): real Ray Serve on a local Ray, `R` replicas (10) that form their
 batches as PaddleReader does (pipeline/serve/batching.py, up to 8 pages) and sleep `A + B x pages` seconds a call
 (0.24 + 0.47: fitted to the H100's calls, ~4.0 s for the pool's 8 pages and ~1.3 s for Serve's ~2.2 at
-concurrency 32, README "Serve"), behind 4 front replicas that hold each
+concurrency 32, cluster/gpu-bench/SERVE.md), behind 4 front replicas that hold each
 page `D` seconds (0.2: the ingress's render and classify), loaded with `N` pages (400) at concurrency `C` (32),
 after 64 to warm up. Prints one JSON line: pages a second, each replica's busy share and pages, pages per call.
 `MAXQ`: the replicas' max_ongoing_requests (32, as gpu.yaml's PaddleReader).

@@ -4,7 +4,7 @@ Ray Serve's `@serve.batch` (Ray 2.60) closes a batch `batch_wait_timeout_s` afte
 arrives, and only then waits for one of its `max_concurrent_batches` slots. Under load that makes
 every batch as small as what arrived in that short wait, and the rest of the queue waits behind it
 as batches of their own. On an H100 with ten PaddleOCR replicas at concurrency 32, the calls held
-1.03 pages on average (README "Serve"). Here a reader that is free forms its batch from everything
+1.03 pages on average (cluster/gpu-bench/SERVE.md). Here a reader that is free forms its batch from everything
 that waited while it was busy, up to `max_batch_size`. It waits up to `wait_s` for more only when
 the queue holds less than that.
 

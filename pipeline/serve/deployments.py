@@ -54,15 +54,15 @@ class PaddleReader:
         self.predictor = PaddleOcrPredictor(config, cpu_threads=self.threads)
         self.pages_per_call = serve_batch_size(self.cfg, self.predictor.device)
         self.concurrent_batches = self.cfg.serve.paddle_concurrent_batches
-        # replicas sharing a card: their small calls gain most from CUDA MPS (actors/cuda_sync.py, README "Serve")
+        # replicas sharing a card: their small calls gain most from CUDA MPS (actors/cuda_sync.py, README "Online: Ray Serve")
         self.cuda_mps = mps_active() if self.predictor.device == "gpu" else None
         if self.cuda_mps is False and self.cfg.paddle.num_gpus < 1:
             log.warning("PaddleReader shares its GPU (%s of it) without CUDA MPS: its calls and the other replicas' take "
-                        "the card in turns. Start `nvidia-cuda-mps-control -d` on GPU nodes before Ray (README \"Serve\": "
+                        "the card in turns. Start `nvidia-cuda-mps-control -d` on GPU nodes before Ray (README \"Online: Ray Serve\": "
                         "1.14-1.47 x the pages at concurrency 32 on an H100)", self.cfg.paddle.num_gpus)
         from ray.serve import metrics
 
-        # Serve's batching for Prometheus: small calls cost GPU time a page (README "Serve", H100 runs)
+        # Serve's batching for Prometheus: small calls cost GPU time a page (cluster/gpu-bench/SERVE.md, H100 runs)
         self.call_pages = metrics.Histogram("hybridocr_paddle_call_pages", "Pages per PaddleOCR call in a replica",
                                             boundaries=[1, 2, 3, 4, 6, 8, 12, 16, 32])
         self.queued_pages = metrics.Gauge("hybridocr_paddle_queued_pages", "Pages waiting in a replica for a PaddleOCR call")

@@ -9,7 +9,7 @@ took: 0.24 s + 0.47 s a page; 4 ingress replicas holding each page 0.2 s; 10 rep
 the pool); with this router 14.8-15.0, busy 90-91%. A PaddleOCR replica reads every page that waited in one
 call (pipeline/serve/batching.py), so an idle one should get the next page. This router ranks every replica by
 the queue lengths Serve already keeps (its cache, refreshed from the replicas' own answers) and sends the page
-to the shortest queue; ties are broken at random. On an H100 (2026-12-07, README Serve) it read 852 pages a minute at
+to the shortest queue; ties are broken at random. On an H100 (2026-12-07, cluster/gpu-bench/SERVE.md) it read 852 pages a minute at
 concurrency 32, within what Serve's default router read on other H100s (841-854): no loss, and no gain that shows.
 """
 
