@@ -58,11 +58,40 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float, top_k: int = 100, ca
     return keep
 
 
+def batch_model(path: str | Path) -> bytes | None:
+    """The layout ONNX with a free batch dimension, or None where its graph is not the one expected (pages are then
+    read one by one). The exported head reshapes each level's output to [1, C, -1] before its transpose, which folds
+    a batch into the anchors; [0, C, -1] keeps the input's batch there, and inputs and outputs say N."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+    reshapes = [n for n in model.graph.node if n.op_type == "Reshape"]
+    for node in reshapes:
+        const = constants.get(node.input[1])
+        if const is None or not const.attribute or const.attribute[0].name != "value":
+            return None
+        shape = numpy_helper.to_array(const.attribute[0].t)
+        if shape.ndim != 1 or shape[0] != 1:
+            return None
+        shape = shape.copy()
+        shape[0] = 0  # ONNX Reshape: 0 copies the input's dimension
+        const.attribute[0].t.CopyFrom(numpy_helper.from_array(shape, const.attribute[0].t.name))
+    if not reshapes:
+        return None
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    del model.graph.value_info[:]
+    return model.SerializeToString()
+
+
 class LayoutDetector:
-    """`LayoutDetector()(rgb_image) -> list[Region]` (boxes in the image's pixels, best score first)."""
+    """`LayoutDetector()(rgb_image) -> list[Region]` (boxes in the image's pixels, best score first);
+    `detect_many(images)` the same for several pages, `batch_pages` of them in one run of the model."""
 
     def __init__(self, path: str | Path | None = None, providers: Sequence[str] | None = None,
-                 threads: int | None = None, conf: float = 0.5, iou: float = 0.5):
+                 threads: int | None = None, conf: float = 0.5, iou: float = 0.5, batch_pages: int = 1):
         import onnxruntime as ort
 
         path = path or model_path()
@@ -72,7 +101,9 @@ class LayoutDetector:
         if threads:
             opts.intra_op_num_threads = threads
         opts.enable_cpu_mem_arena = False
-        self.session = ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
+        model = batch_model(path) if batch_pages > 1 else None
+        self.batch_pages = batch_pages if model is not None else 1
+        self.session = ort.InferenceSession(model or str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
         meta = self.session.get_modelmeta().custom_metadata_map.get("character")
         self.labels = tuple(meta.splitlines()) if meta else LABELS
         self.input = self.session.get_inputs()[0].name
@@ -88,12 +119,23 @@ class LayoutDetector:
         return ((x - _MEAN) / _STD).transpose(2, 0, 1)[None].astype(np.float32)
 
     def __call__(self, image: np.ndarray) -> list[Region]:
-        h, w = image.shape[:2]
-        preds = self.session.run(None, {self.input: self.preprocess(image)})
+        return self.detect_many([image])[0]
+
+    def detect_many(self, images: list[np.ndarray]) -> list[list[Region]]:
+        """Each image's regions, `batch_pages` images to a run of the model."""
+        out: list[list[Region]] = []
+        for start in range(0, len(images), self.batch_pages):
+            chunk = images[start : start + self.batch_pages]
+            preds = self.session.run(None, {self.input: np.concatenate([self.preprocess(im) for im in chunk])})
+            out += [self._decode([p[k] for p in preds], im.shape[:2]) for k, im in enumerate(chunk)]
+        return out
+
+    def _decode(self, preds: list[np.ndarray], size: tuple[int, int]) -> list[Region]:
+        """One image's model outputs (scores, then distances, per stride) → its regions in its own pixels."""
+        h, w = size
         n = len(preds) // 2
         boxes, scores = [], []
         for stride, score, dist in zip(_STRIDES, preds[:n], preds[n:]):
-            score, dist = score[0], dist[0]
             fh, fw = int(np.ceil(_SIZE[0] / stride)), int(np.ceil(_SIZE[1] / stride))
             ww, hh = np.meshgrid(np.arange(fw), np.arange(fh))
             cx, cy = (ww.ravel() + 0.5) * stride, (hh.ravel() + 0.5) * stride

@@ -54,7 +54,8 @@ class PageStructure:
             from actors import layout
 
             if layout.model_path():
-                self.layout = layout.LayoutDetector(providers=providers, threads=threads, conf=cfg.min_score)
+                self.layout = layout.LayoutDetector(providers=providers, threads=threads, conf=cfg.min_score,
+                                                    batch_pages=cfg.batch_pages)
             else:
                 self.warnings.append(f"layout_unavailable: layout.regions is cdla but its model is not installed "
                                      f"({layout.INSTALL_HINT}); lines were ordered without regions")
@@ -69,9 +70,10 @@ class PageStructure:
         for w in self.warnings:
             log.warning(w)
 
-    def __call__(self, image: np.ndarray | None, lines: list[OcrLine], route: str) -> StructuredPage:
+    def __call__(self, image: np.ndarray | None, lines: list[OcrLine], route: str, regions: list | None = None) -> StructuredPage:
+        """The page in reading order with its tables; `regions`: its layout regions found already (`regions_many`)."""
         direction = "vertical" if route == "vertical" else detect_direction(lines)
-        regions = self._regions(image, lines)
+        regions = self._regions(image, lines) if regions is None else regions
         if regions:
             from pipeline.region_order import order_regions
 
@@ -93,6 +95,12 @@ class PageStructure:
 
     def _regions(self, image: np.ndarray | None, lines: list[OcrLine]) -> list:
         return self.layout(image) if self.layout is not None and image is not None and lines else []
+
+    def regions_many(self, images: list[np.ndarray | None], lines: list[list[OcrLine]]) -> list[list]:
+        """The layout regions of several pages (`layout.batch_pages` to a run of the model), as `__call__` finds them."""
+        todo = [k for k, (im, ls) in enumerate(zip(images, lines)) if self.layout is not None and im is not None and ls]
+        found = dict(zip(todo, self.layout.detect_many([images[k] for k in todo]) if todo else []))
+        return [found.get(k, []) for k in range(len(images))]
 
     def _tables(self, image: np.ndarray | None, lines: list[OcrLine], regions: list, route: str) -> list[dict]:
         """Each `table` region read by the table model (the whole page on a `layout.table_routes`

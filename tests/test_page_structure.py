@@ -70,6 +70,45 @@ def test_job_rows_carry_tables_and_line_regions(ray_local, tmp_path):
     assert "<table>" in md and "Qwen2.5-VL" in md and md.count("PaddleOCR") == 1
 
 
+def test_the_layout_reads_pages_together_as_it_reads_them_alone():
+    """`layout.batch_pages`: the CDLA model given a free batch dimension reads pages of different sizes in runs of 2
+    (2 + 2 + 1 here) and finds each page's regions as a run of its own does."""
+    from actors.layout import LayoutDetector
+
+    paths = [TABLE, *(REPO / "samples" / n for n in ("scan_two_columns.jpg", "vertical_zh.jpg", "table.jpg", "scan_two_columns.jpg"))]
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    images[3] = np.ascontiguousarray(images[3][: images[3].shape[0] // 2])  # another size in the same run
+    alone, together = LayoutDetector(), LayoutDetector(batch_pages=2)
+    assert together.batch_pages == 2
+    expected, got = [alone(im) for im in images], together.detect_many(images)
+    assert sum(map(len, expected)) >= 5  # regions on every kind of page, so that the comparison means something
+    for want, have in zip(expected, got):
+        assert [r.label for r in have] == [r.label for r in want]
+        np.testing.assert_allclose([r.box for r in have], [r.box for r in want], atol=1e-3)
+        np.testing.assert_allclose([r.score for r in have], [r.score for r in want], atol=1e-5)
+
+
+def test_a_call_with_its_layout_in_one_run_gives_the_same_rows(caplog):
+    """The predictor with `layout.batch_pages` 4 reads a call of three pages into the rows that page-by-page layout
+    gives: text, lines with their regions, tables (and not by falling back to page by page)."""
+    import pandas as pd
+
+    from actors.paddle_ocr import PaddleOcrPredictor
+
+    rows = []
+    for k, (name, route) in enumerate((("table.jpg", "table"), ("scan_two_columns.jpg", "horizontal"), ("vertical_zh.jpg", "vertical"))):
+        image = np.asarray(Image.open(REPO / "samples" / name).convert("RGB"))
+        rows.append({"page_id": f"d:{k}", "route": route, "engine": "", "error": None, "image": image.tobytes(),
+                     "width": image.shape[1], "height": image.shape[0]})
+    predictors = {n: PaddleOcrPredictor(RunConfig(layout={"batch_pages": n}).model_dump(), cpu_threads=2) for n in (1, 4)}
+    assert predictors[4].structure.layout.batch_pages == 4
+    read = {n: p(pd.DataFrame(rows)) for n, p in predictors.items()}
+    assert "together failed" not in caplog.text
+    for column in ("error", "text", "lines_json", "tables_json"):
+        assert read[4][column].tolist() == read[1][column].tolist(), column
+    assert read[4]["error"].isna().all() and '"table"' in read[4].at[0, "lines_json"]
+
+
 # ----------------------------------------------------------------------------- figure text, routes (layout stubbed)
 
 
