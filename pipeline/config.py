@@ -346,7 +346,8 @@ class ServeConfig(_Strict):
         1, ge=1, le=8, description="Calls one PaddleOCR replica makes at once, each with the pages waiting when it starts: with 2, "
         "pages that arrive while a call runs start the next one instead of waiting for it. Each batch in "
         "flight holds its own working memory in the replica's capped ONNX Runtime sessions: on a GPU, where ten replicas "
-        "share a card, 2 made most pages fail on an H100 before arena release (cluster/gpu-bench/SERVE.md); measure before raising it.",
+        "share a card, 2 made most pages fail on an H100 before arena release (cluster/gpu-bench/SERVE.md), and with it 2 "
+        "read 1,005 pages/min at concurrency 32 against 1,091 with 1 (H100, 2026-12-07); measure before raising it.",
     )
     paddle_router: Literal["least_loaded", "power_of_two"] = Field(
         "least_loaded", description="How a page picks its PaddleOCR replica: the shortest queue of all (pipeline/serve/routing.py), "
