@@ -142,6 +142,15 @@ def make_bad_inputs(d: Path) -> dict[str, Path]:
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
 
 
+def page_row(path: Path, page_id: str = "d:0", route: str = "horizontal") -> dict:
+    """A rendered page as the PaddleOCR predictor takes it (the job's row before OCR): the image file's RGB pixels."""
+    import numpy as np
+
+    image = np.asarray(Image.open(path).convert("RGB"))
+    return {"page_id": page_id, "route": route, "engine": "", "error": None, "image": image.tobytes(),
+            "width": image.shape[1], "height": image.shape[0]}
+
+
 def text_images(directory: Path, n: int) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     font = ImageFont.load_default(size=28)

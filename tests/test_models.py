@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from PIL import Image
 
 from actors.models import bundled_model_dir
 from actors.paddle_ocr import PaddleOcrPredictor
 from pipeline.config import RunConfig
-from tests.conftest import text_images
+from tests.conftest import page_row, text_images
 
 
 def test_v6_small_assembles_offline_with_its_own_dictionary():
@@ -49,10 +47,8 @@ def test_a_model_folder_whose_link_broke_is_assembled_again(tmp_path, monkeypatc
 @pytest.mark.parametrize("det, rec", [("PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"), ("PP-OCRv6_small_det", "PP-OCRv6_small_rec")])
 def test_each_pair_reads_a_page(tmp_path, det, rec):
     (path,) = text_images(tmp_path, 1)
-    image = np.asarray(Image.open(path).convert("RGB"))
-    row = {"page_id": "d:0", "route": "horizontal", "engine": "", "error": None, "image": image.tobytes(),
-           "width": image.shape[1], "height": image.shape[0], "text": None, "lines_json": None, "confidence": None,
-           "paddle_confidence": None, "model": None, "seconds_ocr": None}
+    row = {**page_row(path), "text": None, "lines_json": None, "confidence": None, "paddle_confidence": None,
+           "model": None, "seconds_ocr": None}
     config = RunConfig.model_validate({"paddle": {"det_model": det, "rec_model": rec}})
     out = PaddleOcrPredictor(config.model_dump(), cpu_threads=2)(pd.DataFrame([row]))
     text = out.at[0, "text"].lower()

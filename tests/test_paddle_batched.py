@@ -312,12 +312,10 @@ def test_the_predictor_adds_its_page_structure_to_the_readers_steps(tmp_path):
     import pandas as pd
 
     from actors.paddle_ocr import PaddleOcrPredictor
-    from tests.conftest import text_images
+    from tests.conftest import page_row, text_images
 
     (path,) = text_images(tmp_path, 1)
-    image = np.asarray(Image.open(path).convert("RGB"))
-    row = {"page_id": "d:0", "route": "horizontal", "engine": "", "error": None, "image": image.tobytes(),
-           "width": image.shape[1], "height": image.shape[0]}
+    row = page_row(path)
     predictor = PaddleOcrPredictor(RunConfig(paddle={"reader": "batched"}).model_dump(), cpu_threads=2)
     assert predictor.timings is predictor.read.timings
     out = predictor(pd.DataFrame([row]))

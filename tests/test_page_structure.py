@@ -95,11 +95,10 @@ def test_a_call_with_its_layout_in_one_run_gives_the_same_rows(caplog):
 
     from actors.paddle_ocr import PaddleOcrPredictor
 
-    rows = []
-    for k, (name, route) in enumerate((("table.jpg", "table"), ("scan_two_columns.jpg", "horizontal"), ("vertical_zh.jpg", "vertical"))):
-        image = np.asarray(Image.open(REPO / "samples" / name).convert("RGB"))
-        rows.append({"page_id": f"d:{k}", "route": route, "engine": "", "error": None, "image": image.tobytes(),
-                     "width": image.shape[1], "height": image.shape[0]})
+    from tests.conftest import page_row
+
+    rows = [page_row(REPO / "samples" / name, f"d:{k}", route) for k, (name, route) in
+            enumerate((("table.jpg", "table"), ("scan_two_columns.jpg", "horizontal"), ("vertical_zh.jpg", "vertical")))]
     predictors = {n: PaddleOcrPredictor(RunConfig(layout={"batch_pages": n}).model_dump(), cpu_threads=2) for n in (1, 4)}
     assert predictors[4].structure.layout.batch_pages == 4
     read = {n: p(pd.DataFrame(rows)) for n, p in predictors.items()}
